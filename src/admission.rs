@@ -1,0 +1,1 @@
+//! AdmissionReview <-> engine.

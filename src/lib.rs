@@ -1,0 +1,10 @@
+//! daemonset-guard: a Kubernetes admission webhook and linter for DaemonSets.
+//!
+//! [`policy`] is the pure engine; [`admission`], [`lint`] and [`server`] are thin adapters over it.
+
+pub mod admission;
+pub mod config;
+pub mod lint;
+pub mod policy;
+pub mod server;
+pub mod yaml;

@@ -1,0 +1,452 @@
+//! The policy engine: a DaemonSet (plus the old one on UPDATE) and a [`Policy`] in, findings and
+//! JSONPatch operations out. Pure: no I/O, no HTTP, no globals. The admission server, the lint
+//! endpoint and the CLI all call [`evaluate`], so they can never disagree.
+
+pub mod quantity;
+pub mod resources;
+pub mod rollout;
+pub mod security;
+pub mod selector;
+pub mod template;
+pub mod tolerations;
+
+use std::fmt;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Family, Policy};
+
+/// What a rule does when it finds a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the request.
+    Enforce,
+    /// Allow, with a warning that kubectl prints.
+    Warn,
+    /// Do not check.
+    Off,
+}
+
+impl Mode {
+    /// The lowercase name used in config, reports and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The admission operation being evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    /// The name the API server uses (`CREATE`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+impl std::str::FromStr for Operation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "CREATE" => Ok(Operation::Create),
+            "UPDATE" => Ok(Operation::Update),
+            "DELETE" => Ok(Operation::Delete),
+            "CONNECT" => Ok(Operation::Connect),
+            _ => Err(format!(
+                "unknown operation {s:?}: expected CREATE, UPDATE, DELETE or CONNECT"
+            )),
+        }
+    }
+}
+
+/// Everything the engine looks at for one admission decision.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub object: &'a DaemonSet,
+    /// The stored object, on UPDATE.
+    pub old_object: Option<&'a DaemonSet>,
+    pub operation: Operation,
+    /// The namespace of the request (an object without one is in this namespace).
+    pub namespace: &'a str,
+}
+
+/// One violation of one rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable kebab-case rule id, e.g. `resources-requests-missing`.
+    pub rule: &'static str,
+    pub mode: Mode,
+    /// JSON Pointer (RFC 6901) of the offending field in the DaemonSet.
+    pub path: String,
+    /// What is wrong and how to fix it; names the container where there is one. One line.
+    pub message: String,
+    /// True when the patch of the same evaluation fixes this finding.
+    pub fixed: bool,
+}
+
+impl Finding {
+    /// A finding that rejects the request when the object is admitted as it is.
+    pub fn denies(&self) -> bool {
+        self.mode == Mode::Enforce && !self.fixed
+    }
+}
+
+/// The outcome of [`evaluate`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub findings: Vec<Finding>,
+    /// RFC 6902 operations that fill safe defaults; applying them to the object fixes every
+    /// finding marked `fixed`.
+    pub patch: Vec<PatchOperation>,
+}
+
+impl Evaluation {
+    /// Findings that deny the object as evaluated (enforce mode, not fixed by the patch).
+    pub fn denials(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.denies())
+    }
+
+    /// Whether the object as evaluated is admitted.
+    pub fn allowed(&self) -> bool {
+        self.denials().next().is_none()
+    }
+}
+
+/// Static description of a rule, shown by `daemonset-guard rules`, in SARIF and in docs.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub family: Family,
+    pub default_mode: Mode,
+    /// What it checks, one sentence.
+    pub summary: &'static str,
+    /// Why it matters.
+    pub why: &'static str,
+    /// How to fix a violation.
+    pub fix: &'static str,
+}
+
+/// Every rule the engine knows, grouped by family.
+pub fn rules() -> impl Iterator<Item = &'static RuleInfo> {
+    resources::RULES
+        .iter()
+        .chain(tolerations::RULES)
+        .chain(security::RULES)
+        .chain(template::RULES)
+        .chain(selector::RULES)
+        .chain(rollout::RULES)
+}
+
+/// Looks a rule up by id.
+pub fn rule(id: &str) -> Option<&'static RuleInfo> {
+    rules().find(|r| r.id == id)
+}
+
+/// Runs every rule family over the request.
+pub fn evaluate(req: &Request<'_>, policy: &Policy) -> Evaluation {
+    let mut ctx = Ctx {
+        req,
+        policy,
+        name: req.object.metadata.name.as_deref().unwrap_or(""),
+        namespace: req
+            .object
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(req.namespace),
+        out: Evaluation::default(),
+    };
+    if policy.exempt_object(ctx.namespace, ctx.name, &req.object.metadata) {
+        return ctx.out;
+    }
+    selector::check(&mut ctx);
+    rollout::check(&mut ctx);
+    template::check(&mut ctx);
+    resources::check(&mut ctx);
+    tolerations::check(&mut ctx);
+    security::check(&mut ctx);
+    ctx.out
+}
+
+/// State shared by the rule families during one evaluation.
+pub(crate) struct Ctx<'a> {
+    pub req: &'a Request<'a>,
+    pub policy: &'a Policy,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub out: Evaluation,
+}
+
+/// A container of the pod template together with where it sits.
+#[derive(Clone, Copy)]
+pub(crate) struct ContainerRef<'a> {
+    pub container: &'a Container,
+    /// `/spec/template/spec/containers/0` or `.../initContainers/1`.
+    pub pointer_base: &'static str,
+    pub index: usize,
+    pub init: bool,
+}
+
+impl ContainerRef<'_> {
+    /// JSON Pointer of this container followed by `suffix` (which starts with `/` or is empty).
+    pub fn pointer(&self, suffix: &str) -> String {
+        format!("{}/{}{}", self.pointer_base, self.index, suffix)
+    }
+
+    /// `container "x"` or `init container "x"`, for messages.
+    pub fn label(&self) -> String {
+        if self.init {
+            format!("init container {:?}", self.container.name)
+        } else {
+            format!("container {:?}", self.container.name)
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn pod_spec(&self) -> Option<&'a PodSpec> {
+        self.req.object.spec.as_ref()?.template.spec.as_ref()
+    }
+
+    /// Init containers first, then containers, in document order.
+    pub fn containers(&self) -> Vec<ContainerRef<'a>> {
+        let Some(spec) = self.pod_spec() else {
+            return Vec::new();
+        };
+        let init = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, container)| ContainerRef {
+                container,
+                pointer_base: "/spec/template/spec/initContainers",
+                index,
+                init: true,
+            });
+        let main = spec
+            .containers
+            .iter()
+            .enumerate()
+            .map(|(index, container)| ContainerRef {
+                container,
+                pointer_base: "/spec/template/spec/containers",
+                index,
+                init: false,
+            });
+        init.chain(main).collect()
+    }
+
+    /// The mode the policy gives `rule` here, or `None` when the rule is off or exempted.
+    pub fn mode(&self, rule: &str, image: Option<&str>) -> Option<Mode> {
+        let mode = self.policy.mode(rule);
+        if mode == Mode::Off
+            || self.policy.exempt(rule, self.namespace, self.name, image)
+            || self
+                .policy
+                .annotation_exempts(&self.req.object.metadata, rule)
+        {
+            return None;
+        }
+        Some(mode)
+    }
+
+    /// Whether mutation is enabled for a family.
+    pub fn mutates(&self, family: Family) -> bool {
+        self.policy.mutates(family)
+    }
+
+    /// Records a finding unless the rule is off or exempted. Returns whether it was recorded.
+    pub fn report(
+        &mut self,
+        rule: &'static str,
+        image: Option<&str>,
+        path: String,
+        message: String,
+    ) -> bool {
+        let Some(mode) = self.mode(rule, image) else {
+            return false;
+        };
+        self.out.findings.push(Finding {
+            rule,
+            mode,
+            path,
+            message,
+            fixed: false,
+        });
+        true
+    }
+
+    /// Records a finding that `ops` fix, and queues the operations, unless the rule is off or
+    /// exempted (then nothing is recorded and nothing is patched).
+    pub fn fix(
+        &mut self,
+        rule: &'static str,
+        image: Option<&str>,
+        path: String,
+        message: String,
+        ops: Vec<PatchOperation>,
+    ) -> bool {
+        let Some(mode) = self.mode(rule, image) else {
+            return false;
+        };
+        self.out.findings.push(Finding {
+            rule,
+            mode,
+            path,
+            message,
+            fixed: true,
+        });
+        self.out.patch.extend(ops);
+        true
+    }
+}
+
+/// Escapes one JSON Pointer reference token (RFC 6901: `~` -> `~0`, `/` -> `~1`).
+pub fn escape_token(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains(['~', '/']) {
+        std::borrow::Cow::Owned(token.replace('~', "~0").replace('/', "~1"))
+    } else {
+        std::borrow::Cow::Borrowed(token)
+    }
+}
+
+/// An `add` operation. `pointer` must be a valid JSON Pointer (built by this crate).
+pub(crate) fn add_op(pointer: &str, value: serde_json::Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: PointerBuf::parse(pointer).unwrap_or_default(),
+        value,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers for the rule-family unit tests.
+    use super::*;
+
+    /// Builds a DaemonSet from JSON (panics on a bad literal: tests only).
+    pub fn ds(value: serde_json::Value) -> DaemonSet {
+        serde_json::from_value(value).expect("test DaemonSet literal")
+    }
+
+    /// A valid, fully hardened DaemonSet that produces no finding under the default policy.
+    pub fn clean() -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": "monitoring"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                "template": {
+                    "metadata": {"labels": {"app": "agent"}},
+                    "spec": {
+                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": true},
+                        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+                        "containers": [{
+                            "name": "agent",
+                            "image": "example.com/agent:1.0",
+                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": false,
+                                "readOnlyRootFilesystem": true,
+                                "capabilities": {"drop": ["ALL"]}
+                            }
+                        }]
+                    }
+                }
+            }
+        })
+    }
+
+    /// Evaluates a CREATE of `value` in its namespace under `policy`.
+    pub fn eval_with(value: serde_json::Value, policy: &Policy) -> Evaluation {
+        let obj = ds(value);
+        let req = Request {
+            object: &obj,
+            old_object: None,
+            operation: Operation::Create,
+            namespace: "default",
+        };
+        evaluate(&req, policy)
+    }
+
+    /// Evaluates a CREATE under the default policy.
+    pub fn eval(value: serde_json::Value) -> Evaluation {
+        eval_with(value, &Policy::default())
+    }
+
+    /// The rule ids of the findings.
+    pub fn ids(e: &Evaluation) -> Vec<&'static str> {
+        e.findings.iter().map(|f| f.rule).collect()
+    }
+
+    /// Applies the patch and checks the result converges (no new op, no fixed finding left).
+    pub fn apply(value: &serde_json::Value, e: &Evaluation) -> serde_json::Value {
+        let mut doc = value.clone();
+        json_patch::patch(&mut doc, &e.patch).expect("patch applies");
+        doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn clean_daemonset_has_no_findings() {
+        let e = eval(clean());
+        assert!(e.findings.is_empty(), "{:#?}", e.findings);
+        assert!(e.patch.is_empty());
+    }
+
+    #[test]
+    fn rule_ids_are_unique_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in rules() {
+            assert!(seen.insert(r.id), "duplicate rule id {}", r.id);
+            assert!(
+                r.id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{} is not kebab-case",
+                r.id
+            );
+            assert!(!r.summary.is_empty() && !r.why.is_empty() && !r.fix.is_empty());
+        }
+        assert!(seen.len() >= 20);
+    }
+
+    #[test]
+    fn escapes_pointer_tokens() {
+        assert_eq!(escape_token("a/b~c"), "a~1b~0c");
+        assert_eq!(escape_token("plain"), "plain");
+    }
+}
