@@ -23,7 +23,7 @@ pub enum Family {
     Resources,
     Tolerations,
     Security,
-    Template,
+    Spec,
     Selector,
     Rollout,
 }
@@ -34,7 +34,7 @@ impl Family {
             Family::Resources => "resources",
             Family::Tolerations => "tolerations",
             Family::Security => "security",
-            Family::Template => "template",
+            Family::Spec => "spec",
             Family::Selector => "selector",
             Family::Rollout => "rollout",
         }
@@ -417,7 +417,7 @@ impl Policy {
             Family::Resources => self.mutations.resources,
             Family::Tolerations => self.mutations.tolerations,
             Family::Security => self.mutations.security,
-            Family::Template | Family::Selector | Family::Rollout => false,
+            Family::Spec | Family::Selector | Family::Rollout => false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Rule family: template.
+//! Rule family: spec (the other apps/v1 DaemonSet rules the API server enforces).
 
 use super::{Ctx, RuleInfo};
 
