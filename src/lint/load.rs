@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::Value;
 
-use super::report::{ErrorKind, InputError, Skipped};
+use super::report::{ErrorKind, InputError, Locator, Skipped};
 use crate::policy::escape_token;
 use crate::yaml::Document;
 
@@ -48,10 +48,26 @@ pub(crate) struct Removed {
 
 /// Splits a parsed document into items. A document that is not a mapping is an error: `kubectl
 /// apply` refuses it too.
-pub(crate) fn items(source: &str, doc: &Document) -> Result<Vec<Item>, InputError> {
+pub(crate) fn items(
+    source: &str,
+    doc: &Document,
+    locator: &Locator<'_>,
+) -> Result<Vec<Item>, InputError> {
     let mut out = Vec::new();
-    collect(source, doc, &doc.value, String::new(), None, None, &mut out)?;
+    let cx = Cx {
+        source,
+        doc,
+        locator,
+    };
+    collect(&cx, &doc.value, String::new(), None, None, &mut out)?;
     Ok(out)
+}
+
+/// What every level of the walk needs.
+struct Cx<'a> {
+    source: &'a str,
+    doc: &'a Document,
+    locator: &'a Locator<'a>,
 }
 
 /// What a `FooList` lends to items that omit their own type (the API returns typed lists so).
@@ -61,8 +77,7 @@ struct ListType<'a> {
 }
 
 fn collect(
-    source: &str,
-    doc: &Document,
+    cx: &Cx<'_>,
     value: &Value,
     pointer: String,
     item: Option<usize>,
@@ -78,8 +93,7 @@ fn collect(
             _ => "null",
         };
         return Err(located(
-            source,
-            doc,
+            cx,
             &pointer,
             ErrorKind::NotAnObject,
             format!(
@@ -110,8 +124,7 @@ fn collect(
                 .map(|(kind, api_version)| ListType { api_version, kind });
             for (i, v) in list.iter().enumerate() {
                 collect(
-                    source,
-                    doc,
+                    cx,
                     v,
                     format!("{pointer}/items/{i}"),
                     Some(i),
@@ -125,7 +138,7 @@ fn collect(
 
     let skipped = |reason: String| {
         Item::Skipped(Skipped {
-            document: doc.index,
+            document: cx.doc.index,
             item,
             api_version: api_version.map(String::from),
             kind: kind.map(String::from),
@@ -139,7 +152,7 @@ fn collect(
         (Some("apps/v1"), Some("DaemonSet")) => {}
         (Some(v), Some("DaemonSet")) if REMOVED_API_VERSIONS.contains(&v) => {
             out.push(Item::Removed(Removed {
-                document: doc.index,
+                document: cx.doc.index,
                 item,
                 pointer,
                 api_version: v.to_string(),
@@ -181,8 +194,7 @@ fn collect(
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
         let mut err = located(
-            source,
-            doc,
+            cx,
             &format!("{pointer}{rel}"),
             ErrorKind::InvalidObject,
             if field == "." {
@@ -195,7 +207,7 @@ fn collect(
         err
     })?;
     out.push(Item::DaemonSet(Box::new(Loaded {
-        document: doc.index,
+        document: cx.doc.index,
         item,
         pointer,
         value,
@@ -205,18 +217,12 @@ fn collect(
 }
 
 /// An error at `pointer` (or its nearest ancestor present in the input).
-fn located(
-    source: &str,
-    doc: &Document,
-    pointer: &str,
-    kind: ErrorKind,
-    message: String,
-) -> InputError {
-    let loc = doc.locate(pointer);
+fn located(cx: &Cx<'_>, pointer: &str, kind: ErrorKind, message: String) -> InputError {
+    let loc = cx.locator.locate(cx.doc, pointer);
     InputError {
-        source: source.to_string(),
+        source: cx.source.to_string(),
         kind,
-        document: Some(doc.index),
+        document: Some(cx.doc.index),
         line: loc.map(|l| l.line),
         column: loc.map(|l| l.column),
         path: None,
@@ -309,9 +315,10 @@ mod tests {
 
     fn load(text: &str) -> Result<Vec<Item>, InputError> {
         let docs = parse_documents(text).expect("yaml");
+        let locator = Locator::new(text);
         let mut out = Vec::new();
         for d in &docs {
-            out.extend(items("m.yaml", d)?);
+            out.extend(items("m.yaml", d, &locator)?);
         }
         Ok(out)
     }
@@ -446,7 +453,7 @@ spec:
 ";
         let err = load(text).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidObject);
-        assert_eq!((err.line, err.column), (Some(11), Some(28)));
+        assert_eq!((err.line, err.column), (Some(11), Some(30)));
         assert_eq!(
             err.path.as_deref(),
             Some("/spec/template/spec/containers/0/ports/0/containerPort")

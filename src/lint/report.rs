@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::load::{self, Item, Loaded, Removed};
 use crate::config::Policy;
 use crate::policy::{self, Finding, Mode, Operation, Request};
-use crate::yaml::{self, Document};
+use crate::yaml::{self, Document, Location};
 
 /// Version of the report format; bumped on any incompatible change.
 pub const REPORT_VERSION: u32 = 1;
@@ -234,6 +234,58 @@ pub struct LintOptions<'a> {
     pub namespace: &'a str,
 }
 
+/// Finds the input location of a JSON Pointer. `yaml::Document` places a block mapping at the
+/// `:` of its first key; a finding about a missing field should point at the start of the object
+/// that lacks it, so such locations are moved back to the start of that key.
+pub(crate) struct Locator<'t> {
+    lines: Vec<&'t str>,
+}
+
+impl<'t> Locator<'t> {
+    pub fn new(text: &'t str) -> Self {
+        Locator {
+            lines: text.lines().collect(),
+        }
+    }
+
+    /// Where `pointer` (or its nearest ancestor in the input) starts.
+    pub fn locate(&self, doc: &Document, pointer: &str) -> Option<Location> {
+        doc.locate(pointer).map(|l| self.refine(l))
+    }
+
+    fn refine(&self, l: Location) -> Location {
+        let Some(line) = l.line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+            return l;
+        };
+        let chars: Vec<char> = line.chars().collect();
+        if l.column == 0 || chars.get(l.column - 1) != Some(&':') {
+            return l;
+        }
+        // Skip indentation and sequence markers (`- - key:`): the key starts after them.
+        let mut i = 0;
+        loop {
+            while chars.get(i).is_some_and(|c| *c == ' ' || *c == '\t') {
+                i += 1;
+            }
+            if chars.get(i) == Some(&'-')
+                && chars.get(i + 1).is_some_and(|c| *c == ' ' || *c == '\t')
+            {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        if i < l.column - 1 {
+            Location {
+                line: l.line,
+                column: i + 1,
+            }
+        } else {
+            l
+        }
+    }
+}
+
 /// One linted input: its report, the documents it was parsed into (for `--fix`), and the first
 /// error that stopped it.
 #[derive(Debug)]
@@ -270,8 +322,9 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
             return linted;
         }
     };
+    let locator = Locator::new(text);
     for doc in &docs {
-        let items = match load::items(source, doc) {
+        let items = match load::items(source, doc, &locator) {
             Ok(items) => items,
             Err(e) => {
                 linted.errors.push(e);
@@ -281,13 +334,13 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
         for item in items {
             match item {
                 Item::Skipped(s) => linted.file.skipped.push(s),
-                Item::Removed(r) => linted.file.objects.push(removed(doc, r, opts)),
-                Item::DaemonSet(ds) => match evaluate(doc, &ds, opts) {
+                Item::Removed(r) => linted.file.objects.push(removed(&locator, doc, r, opts)),
+                Item::DaemonSet(ds) => match evaluate(&locator, doc, &ds, opts) {
                     Ok(o) => linted.file.objects.push(o),
                     Err(message) => linted.errors.push(InputError {
                         document: Some(doc.index),
-                        line: doc.locate(&ds.pointer).map(|l| l.line),
-                        column: doc.locate(&ds.pointer).map(|l| l.column),
+                        line: locator.locate(doc, &ds.pointer).map(|l| l.line),
+                        column: locator.locate(doc, &ds.pointer).map(|l| l.column),
                         ..InputError::new(source, ErrorKind::Internal, message)
                     }),
                 },
@@ -352,7 +405,12 @@ impl Report {
     }
 }
 
-fn evaluate(doc: &Document, ds: &Loaded, opts: &LintOptions<'_>) -> Result<ObjectReport, String> {
+fn evaluate(
+    locator: &Locator<'_>,
+    doc: &Document,
+    ds: &Loaded,
+    opts: &LintOptions<'_>,
+) -> Result<ObjectReport, String> {
     let req = Request {
         object: &ds.object,
         old_object: None,
@@ -372,7 +430,7 @@ fn evaluate(doc: &Document, ds: &Loaded, opts: &LintOptions<'_>) -> Result<Objec
         .mutation
         .findings
         .iter()
-        .map(|f| finding(doc, &ds.pointer, f))
+        .map(|f| finding(locator, doc, &ds.pointer, f))
         .collect();
 
     let mutation_denials: Vec<&Finding> = decision.mutation_denials().collect();
@@ -406,7 +464,7 @@ fn evaluate(doc: &Document, ds: &Loaded, opts: &LintOptions<'_>) -> Result<Objec
         .collect();
 
     let mutated = mutated(&ds.value, &decision.mutation.patch, &decision.patched)?;
-    let at = doc.locate(&ds.pointer);
+    let at = locator.locate(doc, &ds.pointer);
     Ok(ObjectReport {
         document: ds.document,
         item: ds.item,
@@ -428,8 +486,8 @@ fn evaluate(doc: &Document, ds: &Loaded, opts: &LintOptions<'_>) -> Result<Objec
     })
 }
 
-fn finding(doc: &Document, base: &str, f: &Finding) -> FindingReport {
-    let at = doc.locate(&format!("{base}{}", f.path));
+fn finding(locator: &Locator<'_>, doc: &Document, base: &str, f: &Finding) -> FindingReport {
+    let at = locator.locate(doc, &format!("{base}{}", f.path));
     FindingReport {
         rule: f.rule.to_string(),
         mode: f.mode,
@@ -474,7 +532,12 @@ pub fn denial_message<'a>(
     out
 }
 
-fn removed(doc: &Document, r: Removed, opts: &LintOptions<'_>) -> ObjectReport {
+fn removed(
+    locator: &Locator<'_>,
+    doc: &Document,
+    r: Removed,
+    opts: &LintOptions<'_>,
+) -> ObjectReport {
     let namespace = r.namespace.unwrap_or_else(|| opts.namespace.to_string());
     let name = r.name.unwrap_or_default();
     let message = format!(
@@ -482,8 +545,8 @@ fn removed(doc: &Document, r: Removed, opts: &LintOptions<'_>) -> ObjectReport {
          (which requires spec.selector matching the template labels)",
         r.api_version
     );
-    let at = doc.locate(&format!("{}/apiVersion", r.pointer));
-    let obj_at = doc.locate(&r.pointer);
+    let at = locator.locate(doc, &format!("{}/apiVersion", r.pointer));
+    let obj_at = locator.locate(doc, &r.pointer);
     ObjectReport {
         document: r.document,
         item: r.item,
@@ -558,10 +621,9 @@ mod tests {
 
     #[test]
     fn finding_locations_use_the_list_item_prefix() {
-        let doc = &yaml::parse_documents(
-            "kind: List\napiVersion: v1\nitems:\n- kind: DaemonSet\n  spec:\n    x: 1\n",
-        )
-        .unwrap()[0];
+        let text = "kind: List\napiVersion: v1\nitems:\n- kind: DaemonSet\n  spec:\n    x: 1\n";
+        let doc = &yaml::parse_documents(text).unwrap()[0];
+        let locator = Locator::new(text);
         let f = Finding {
             rule: "spec-x",
             mode: Mode::Warn,
@@ -569,14 +631,28 @@ mod tests {
             message: "m".into(),
             fixed: false,
         };
-        let r = finding(doc, "/items/0", &f);
+        let r = finding(&locator, doc, "/items/0", &f);
         assert_eq!((r.line, r.column), (Some(6), Some(8)));
         let missing = Finding {
             path: "/spec/template/spec".into(),
             ..f
         };
-        let r = finding(doc, "/items/0", &missing);
+        let r = finding(&locator, doc, "/items/0", &missing);
         assert_eq!((r.line, r.column), (Some(6), Some(5)));
+    }
+
+    #[test]
+    fn block_mappings_are_located_at_their_first_key() {
+        let text = "a: 1\nspec:\n  containers:\n    - name: agent\n      image: x\n    - - k: v\n";
+        let doc = &yaml::parse_documents(text).unwrap()[0];
+        let l = Locator::new(text);
+        let at = |p: &str| l.locate(doc, p).map(|l| (l.line, l.column));
+        assert_eq!(at(""), Some((1, 1)));
+        assert_eq!(at("/spec"), Some((3, 3)));
+        assert_eq!(at("/spec/containers/0"), Some((4, 7)));
+        assert_eq!(at("/spec/containers/0/resources/requests"), Some((4, 7)));
+        assert_eq!(at("/spec/containers/0/image"), Some((5, 14)));
+        assert_eq!(at("/spec/containers/1/0"), Some((6, 9)));
     }
 
     #[test]
