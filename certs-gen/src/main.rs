@@ -156,6 +156,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// In-cluster configuration when run as a Job, else the kubeconfig.
 async fn client() -> anyhow::Result<kube::Client> {
+    // rustls needs one process-wide crypto provider; name it rather than rely on feature
+    // unification picking exactly one. An error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     kube::Client::try_default()
         .await
         .context("cannot configure a Kubernetes client (no in-cluster service account and no usable kubeconfig)")

@@ -75,7 +75,7 @@ fn check(
     let (ca_pem, crt_pem, key_pem) = (get(CA_CRT)?, get(TLS_CRT)?, get(TLS_KEY)?);
     let roots = cert::parse_pem_certs(ca_pem).map_err(|e| format!("{CA_CRT}: {e}"))?;
     let chain = cert::parse_pem_certs(crt_pem).map_err(|e| format!("{TLS_CRT}: {e}"))?;
-    let leaf = &chain[0];
+    let leaf = chain.first().ok_or_else(|| format!("{TLS_CRT}: no certificate"))?;
     cert::key_matches(key_pem, leaf)?;
 
     let leaf_expiry = cert::not_after(leaf)?;
@@ -162,7 +162,7 @@ fn previous_issuer_pem(data: Option<&BTreeMap<String, ByteString>>, now: OffsetD
     let data = data?;
     let roots = cert::parse_pem_certs(&data.get(CA_CRT)?.0).ok()?;
     let chain = cert::parse_pem_certs(&data.get(TLS_CRT)?.0).ok()?;
-    let issuer = issuers_of(&chain[0], &roots)
+    let issuer = issuers_of(chain.first()?, &roots)
         .find(|ca| cert::not_after(ca).is_ok_and(|t| t > now))?;
     Some(to_pem(issuer))
 }
@@ -176,4 +176,182 @@ fn to_pem(cert: &CertificateDer<'_>) -> String {
     }
     pem.push_str("-----END CERTIFICATE-----\n");
     pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::{generate, parse_hosts};
+
+    const THIRTY_DAYS: Duration = Duration::days(30);
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap()
+    }
+
+    fn hosts(names: &[&str]) -> Vec<Host> {
+        parse_hosts(names).unwrap()
+    }
+
+    fn tls_secret(bundle: &Bundle) -> Secret {
+        let mut secret = new_secret("guard", "guard-tls", bundle);
+        secret.metadata.resource_version = Some("17".into());
+        secret
+    }
+
+    fn with_data(mut secret: Secret, key: &str, value: Option<&[u8]>) -> Secret {
+        let data = secret.data.get_or_insert_with(BTreeMap::new);
+        match value {
+            Some(v) => data.insert(key.into(), ByteString(v.to_vec())),
+            None => data.remove(key),
+        };
+        secret
+    }
+
+    fn rotate_reason(decision: Decision) -> String {
+        match decision {
+            Decision::Rotate { reason } => reason,
+            other => panic!("expected rotation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keeps_a_valid_secret() {
+        let names = hosts(&["svc", "svc.ns.svc", "10.0.0.7"]);
+        let bundle = generate(&names, 365, now() - Duration::days(10)).unwrap();
+        assert_eq!(
+            decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()),
+            Decision::Keep { expires: bundle.not_after }
+        );
+        // A subset of the certificate's names is still served.
+        assert!(matches!(
+            decide(&tls_secret(&bundle), &hosts(&["svc.ns.svc"]), THIRTY_DAYS, now()),
+            Decision::Keep { .. }
+        ));
+    }
+
+    #[test]
+    fn rotates_when_a_key_is_missing_or_empty() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 365, now()).unwrap();
+        for key in [CA_CRT, TLS_CRT, TLS_KEY] {
+            let secret = with_data(tls_secret(&bundle), key, None);
+            assert_eq!(rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())), format!("{key} is missing"));
+            let secret = with_data(tls_secret(&bundle), key, Some(b""));
+            assert_eq!(rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())), format!("{key} is missing"));
+        }
+        let mut no_data = tls_secret(&bundle);
+        no_data.data = None;
+        assert_eq!(rotate_reason(decide(&no_data, &names, THIRTY_DAYS, now())), "ca.crt is missing");
+    }
+
+    #[test]
+    fn rotates_garbage() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 365, now()).unwrap();
+        let garbage = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), CA_CRT, Some(garbage)), &names, THIRTY_DAYS, now()));
+        assert!(reason.starts_with("ca.crt: unparsable certificate"), "{reason}");
+        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), TLS_CRT, Some(b"hello")), &names, THIRTY_DAYS, now()));
+        assert_eq!(reason, "tls.crt: no PEM certificate found");
+        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), TLS_KEY, Some(b"hello")), &names, THIRTY_DAYS, now()));
+        assert!(reason.starts_with("tls.key unusable"), "{reason}");
+    }
+
+    #[test]
+    fn rotates_when_parts_do_not_belong_together() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 365, now()).unwrap();
+        let other = generate(&names, 365, now()).unwrap();
+        let foreign_key = with_data(tls_secret(&bundle), TLS_KEY, Some(other.key_pem.as_bytes()));
+        assert_eq!(rotate_reason(decide(&foreign_key, &names, THIRTY_DAYS, now())), "tls.key does not belong to tls.crt");
+        let foreign_ca = with_data(tls_secret(&bundle), CA_CRT, Some(other.ca_pem.as_bytes()));
+        let reason = rotate_reason(decide(&foreign_ca, &names, THIRTY_DAYS, now()));
+        assert!(reason.starts_with("certificate not valid for svc.ns.svc"), "{reason}");
+    }
+
+    #[test]
+    fn rotates_for_wrong_hosts() {
+        let bundle = generate(&hosts(&["svc.ns.svc"]), 365, now()).unwrap();
+        for wanted in [&["other.ns.svc"][..], &["svc.ns.svc", "svc.ns.svc.cluster.local"], &["127.0.0.1"]] {
+            let reason = rotate_reason(decide(&tls_secret(&bundle), &hosts(wanted), THIRTY_DAYS, now()));
+            assert!(reason.starts_with("certificate not valid for"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn rotates_expired_and_nearly_expired() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 10, now() - Duration::days(11)).unwrap();
+        let reason = rotate_reason(decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()));
+        assert_eq!(reason, format!("certificate expired at {}", cert::rfc3339(bundle.not_after)));
+
+        let bundle = generate(&names, 365, now() - Duration::days(340)).unwrap();
+        let reason = rotate_reason(decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()));
+        assert_eq!(
+            reason,
+            format!(
+                "certificate expires at {}, within the renewal threshold of 30 days",
+                cert::rfc3339(bundle.not_after)
+            )
+        );
+        // The same certificate is fine with a shorter threshold.
+        assert!(matches!(decide(&tls_secret(&bundle), &names, Duration::days(7), now()), Decision::Keep { .. }));
+    }
+
+    #[test]
+    fn refuses_foreign_secret_types_and_immutable_secrets_that_need_rotation() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 365, now()).unwrap();
+        let mut opaque = tls_secret(&bundle);
+        opaque.type_ = None;
+        assert!(matches!(decide(&opaque, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.starts_with("has type Opaque")));
+
+        let mut immutable = tls_secret(&bundle);
+        immutable.immutable = Some(true);
+        assert!(matches!(decide(&immutable, &names, THIRTY_DAYS, now()), Decision::Keep { .. }));
+        let immutable = with_data(immutable, TLS_CRT, None);
+        assert!(matches!(decide(&immutable, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.contains("immutable")));
+    }
+
+    #[test]
+    fn new_secret_is_a_tls_secret() {
+        let bundle = generate(&hosts(&["svc"]), 30, now()).unwrap();
+        let secret = new_secret("guard", "guard-tls", &bundle);
+        assert_eq!(secret.type_.as_deref(), Some(TLS_SECRET_TYPE));
+        assert_eq!(secret.metadata.namespace.as_deref(), Some("guard"));
+        let data = secret.data.unwrap();
+        assert_eq!(data[CA_CRT].0, bundle.ca_pem.as_bytes());
+        assert_eq!(data[TLS_CRT].0, bundle.cert_pem.as_bytes());
+        assert_eq!(data[TLS_KEY].0, bundle.key_pem.as_bytes());
+    }
+
+    #[test]
+    fn rotation_keeps_metadata_and_the_previous_issuer_while_it_is_valid() {
+        let names = hosts(&["svc.ns.svc"]);
+        let old = generate(&names, 365, now() - Duration::days(340)).unwrap();
+        let mut existing = tls_secret(&old);
+        existing.metadata.labels = Some(BTreeMap::from([("app".into(), "guard".into())]));
+        let new = generate(&names, 365, now()).unwrap();
+
+        let rotated = rotated_secret(&existing, &new, now());
+        assert_eq!(rotated.metadata, existing.metadata);
+        let data = rotated.data.unwrap();
+        assert_eq!(String::from_utf8(data[CA_CRT].0.clone()).unwrap(), format!("{}{}", new.ca_pem, old.ca_pem));
+        assert_eq!(data[TLS_CRT].0, new.cert_pem.as_bytes());
+        let roots = cert::parse_pem_certs(&data[CA_CRT].0).unwrap();
+        // Both the old and the new serving certificates verify against the rotated bundle.
+        for pem in [&old.cert_pem, &new.cert_pem] {
+            let chain = cert::parse_pem_certs(pem.as_bytes()).unwrap();
+            cert::verify_for_host(&roots, &chain, &names[0], now()).unwrap();
+        }
+
+        // An expired previous CA is dropped, and so is one that did not issue the old certificate.
+        let expired = generate(&names, 10, now() - Duration::days(20)).unwrap();
+        let data = rotated_secret(&tls_secret(&expired), &new, now()).data.unwrap();
+        assert_eq!(data[CA_CRT].0, new.ca_pem.as_bytes());
+        let mismatched = with_data(tls_secret(&old), CA_CRT, Some(new.ca_pem.as_bytes()));
+        let data = rotated_secret(&mismatched, &generate(&names, 365, now()).unwrap(), now()).data.unwrap();
+        assert_eq!(cert::parse_pem_certs(&data[CA_CRT].0).unwrap().len(), 1);
+    }
 }

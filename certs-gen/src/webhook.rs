@@ -151,3 +151,101 @@ pub fn build_patch(
         changed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CA: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn state(name: &str, ca: Option<&[u8]>, policy: Option<&str>) -> WebhookState {
+        WebhookState {
+            name: name.into(),
+            ca_bundle: ca.map(<[u8]>::to_vec),
+            failure_policy: policy.map(str::to_owned),
+        }
+    }
+
+    fn encoded() -> String {
+        base64::engine::general_purpose::STANDARD.encode(CA)
+    }
+
+    #[test]
+    fn sets_ca_bundle_on_every_webhook_after_pinning_the_resource_version() {
+        let hooks = [state("a.example.com", None, Some("Fail")), state("b.example.com", Some(b"old"), None)];
+        let plan = build_patch("4711", &hooks, CA, None).unwrap();
+        assert_eq!(
+            plan.ops,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "4711"},
+                {"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": encoded()},
+                {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": encoded()},
+            ])
+        );
+        assert_eq!(plan.changed, ["a.example.com", "b.example.com"]);
+    }
+
+    #[test]
+    fn nothing_to_do_when_every_webhook_has_the_bundle() {
+        let hooks = [state("a", Some(CA), Some("Fail")), state("b", Some(CA), Some("Ignore"))];
+        assert_eq!(build_patch("1", &hooks, CA, None), None);
+        assert_eq!(build_patch("1", &[], CA, Some(FailurePolicy::Fail)), None);
+    }
+
+    #[test]
+    fn only_webhooks_that_differ_are_patched() {
+        let hooks = [state("a", Some(CA), Some("Fail")), state("b", None, Some("Fail"))];
+        let plan = build_patch("9", &hooks, CA, Some(FailurePolicy::Fail)).unwrap();
+        assert_eq!(
+            plan.ops,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "9"},
+                {"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": encoded()},
+            ])
+        );
+        assert_eq!(plan.changed, ["b"]);
+    }
+
+    #[test]
+    fn failure_policy_is_set_when_it_differs() {
+        let hooks = [state("a", Some(CA), Some("Fail")), state("b", Some(CA), None)];
+        let plan = build_patch("9", &hooks, CA, Some(FailurePolicy::Ignore)).unwrap();
+        assert_eq!(
+            plan.ops,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "9"},
+                {"op": "add", "path": "/webhooks/0/failurePolicy", "value": "Ignore"},
+                {"op": "add", "path": "/webhooks/1/failurePolicy", "value": "Ignore"},
+            ])
+        );
+        let both = build_patch("9", &[state("c", None, Some("Fail"))], CA, Some(FailurePolicy::Ignore)).unwrap();
+        assert_eq!(both.ops.as_array().unwrap().len(), 3);
+        assert_eq!(both.changed, ["c"]);
+    }
+
+    #[test]
+    fn failure_policy_parses_only_api_spellings() {
+        assert_eq!("Fail".parse(), Ok(FailurePolicy::Fail));
+        assert_eq!("Ignore".parse(), Ok(FailurePolicy::Ignore));
+        assert!("fail".parse::<FailurePolicy>().is_err());
+    }
+
+    #[test]
+    fn states_come_from_typed_configurations() {
+        let config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "guard", "resourceVersion": "5"},
+            "webhooks": [
+                {"name": "a", "clientConfig": {"service": {"name": "s", "namespace": "n"}, "caBundle": encoded()},
+                 "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"]},
+                {"name": "b", "clientConfig": {"url": "https://x"}, "sideEffects": "None", "admissionReviewVersions": ["v1"]}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            config.webhook_states(),
+            [state("a", Some(CA), Some("Ignore")), state("b", None, None)]
+        );
+    }
+}
