@@ -44,7 +44,9 @@ impl CreateOptions {
     pub fn validate(&self) -> Result<(), Error> {
         cert::check_days(self.days)?;
         if self.hosts.is_empty() {
-            return Err(Error::InvalidArgument("at least one --host is required".into()));
+            return Err(Error::InvalidArgument(
+                "at least one --host is required".into(),
+            ));
         }
         if self.renew_before_days >= self.days {
             // Otherwise every run would find the fresh certificate due and rotate it again.
@@ -60,11 +62,18 @@ impl CreateOptions {
 /// Ensures the Secret exists and holds a certificate good for the hosts: creates it, keeps it, or
 /// rotates it. Concurrent writers are detected through 409 Conflict (resourceVersion on replace,
 /// AlreadyExists on create) and the decision is made again on a fresh read.
-pub async fn create(client: Client, options: &CreateOptions, now: OffsetDateTime) -> Result<Report, Error> {
+pub async fn create(
+    client: Client,
+    options: &CreateOptions,
+    now: OffsetDateTime,
+) -> Result<Report, Error> {
     options.validate()?;
     let api: Api<Secret> = Api::namespaced(client, &options.namespace);
     let object = format!("Secret {}/{}", options.namespace, options.name);
-    let target = format!("secrets {:?} in namespace {}", options.name, options.namespace);
+    let target = format!(
+        "secrets {:?} in namespace {}",
+        options.name, options.namespace
+    );
     let rule = format!(
         "the Role in namespace {} needs verbs [get, update] on secrets with resourceNames: [{}], \
          and verb [create] on secrets without resourceNames (RBAC cannot limit create by name)",
@@ -78,7 +87,10 @@ pub async fn create(client: Client, options: &CreateOptions, now: OffsetDateTime
     let renew_before = Duration::days(i64::from(options.renew_before_days));
 
     for _ in 0..MAX_ATTEMPTS {
-        let existing = api.get_opt(&options.name).await.map_err(|e| fail("get", e))?;
+        let existing = api
+            .get_opt(&options.name)
+            .await
+            .map_err(|e| fail("get", e))?;
         let Some(existing) = existing else {
             let bundle = cert::generate(&options.hosts, options.days, now)?;
             let fresh = secret::new_secret(&options.namespace, &options.name, &bundle);
@@ -105,7 +117,12 @@ pub async fn create(client: Client, options: &CreateOptions, now: OffsetDateTime
                     cert::rfc3339(expires)
                 )))
             }
-            Decision::Refuse { reason } => return Err(Error::BadSecret { target: object, reason }),
+            Decision::Refuse { reason } => {
+                return Err(Error::BadSecret {
+                    target: object,
+                    reason,
+                })
+            }
             Decision::Rotate { reason } => {
                 let bundle = cert::generate(&options.hosts, options.days, now)?;
                 let replacement = secret::rotated_secret(&existing, &bundle, now);
@@ -145,7 +162,11 @@ pub struct PatchOptions {
 
 /// Reads `ca.crt` from the Secret and injects it as `caBundle` into the named webhook
 /// configurations, calling `report` once per configuration as soon as it is done.
-pub async fn patch(client: Client, options: &PatchOptions, mut report: impl FnMut(Report)) -> Result<(), Error> {
+pub async fn patch(
+    client: Client,
+    options: &PatchOptions,
+    mut report: impl FnMut(Report),
+) -> Result<(), Error> {
     if options.validating.is_none() && options.mutating.is_none() {
         return Err(Error::InvalidArgument(
             "nothing to patch: give --validating NAME, --mutating NAME, or both".into(),
@@ -174,7 +195,8 @@ async fn read_ca(client: &Client, namespace: &str, name: &str) -> Result<Vec<u8>
         .map_err(|e| api_error(e, "get", &target, &rule))?
         .ok_or_else(|| Error::NotFound {
             target: object.clone(),
-            hint: "create it first (certs-gen create) or fix --secret-namespace/--secret-name".into(),
+            hint: "create it first (certs-gen create) or fix --secret-namespace/--secret-name"
+                .into(),
         })?;
     let ca_pem = found
         .data
@@ -220,18 +242,20 @@ where
             .map_err(|e| api_error(e, "get", &target, &rule))?
             .ok_or_else(|| Error::NotFound {
                 target: format!("{} {name:?}", K::KIND),
-                hint: format!("install it first (it comes with the chart) or fix the name given to certs-gen patch"),
+                hint: format!("install it first (the chart creates it) or fix {}", K::FLAG),
             })?;
         let states = current.webhook_states();
         let resource_version = current.meta().resource_version.clone().unwrap_or_default();
-        let Some(plan) = webhook::build_patch(&resource_version, &states, ca_pem, failure_policy) else {
+        let Some(plan) = webhook::build_patch(&resource_version, &states, ca_pem, failure_policy)
+        else {
             return Ok(Report::new(Outcome::Unchanged, object).detail(format!(
                 "caBundle already set on {} webhook(s)",
                 states.len()
             )));
         };
         // kube wants its own json-patch type; it deserializes from the plain operations.
-        let ops = serde_json::from_value(plan.ops).map_err(|e| Error::InvalidArgument(format!("internal: bad JSON Patch: {e}")))?;
+        let ops = serde_json::from_value(plan.ops)
+            .map_err(|e| Error::InvalidArgument(format!("internal: bad JSON Patch: {e}")))?;
         match api.patch(name, &params, &Patch::Json::<()>(ops)).await {
             Ok(_) => {
                 let mut detail = format!("caBundle set on webhook(s) {}", plan.changed.join(", "));
@@ -284,5 +308,9 @@ fn api_error(err: kube::Error, verb: &'static str, target: &str, rule: &str) -> 
 }
 
 fn hosts_list(hosts: &[Host]) -> String {
-    hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    hosts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -75,7 +75,9 @@ pub fn parse_hosts<S: AsRef<str>>(values: &[S]) -> Result<Vec<Host>, Error> {
         }
     }
     if hosts.is_empty() {
-        return Err(Error::InvalidArgument("at least one --host is required".into()));
+        return Err(Error::InvalidArgument(
+            "at least one --host is required".into(),
+        ));
     }
     Ok(hosts)
 }
@@ -110,7 +112,9 @@ pub struct Bundle {
 pub fn generate(hosts: &[Host], days: u32, now: OffsetDateTime) -> Result<Bundle, Error> {
     check_days(days)?;
     if hosts.is_empty() {
-        return Err(Error::InvalidArgument("at least one --host is required".into()));
+        return Err(Error::InvalidArgument(
+            "at least one --host is required".into(),
+        ));
     }
     // Certificates carry whole seconds; truncating keeps the window exactly as requested.
     let now = now.replace_nanosecond(0).unwrap_or(now);
@@ -212,9 +216,10 @@ pub fn verify_for_host(
             .map_err(|e| format!("CA certificate unusable as trust anchor: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
-        .build()
-        .map_err(|e| format!("cannot build verifier: {e}"))?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+            .build()
+            .map_err(|e| format!("cannot build verifier: {e}"))?;
     let seconds = u64::try_from(now.unix_timestamp()).map_err(|_| "time before 1970")?;
     let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds));
     verifier
@@ -227,8 +232,8 @@ pub fn verify_for_host(
 pub fn key_matches(key_pem: &[u8], cert: &CertificateDer<'_>) -> Result<(), String> {
     let text = std::str::from_utf8(key_pem).map_err(|_| "tls.key is not text")?;
     let key = KeyPair::from_pem(text).map_err(|e| format!("tls.key unusable: {e}"))?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparsable tls.crt: {e}"))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| format!("unparsable tls.crt: {e}"))?;
     if parsed.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
         return Err("tls.key does not belong to tls.crt".into());
     }
@@ -237,8 +242,8 @@ pub fn key_matches(key_pem: &[u8], cert: &CertificateDer<'_>) -> Result<(), Stri
 
 /// End of validity of a certificate.
 pub fn not_after(cert: &CertificateDer<'_>) -> Result<OffsetDateTime, String> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparsable certificate: {e}"))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| format!("unparsable certificate: {e}"))?;
     Ok(parsed.validity().not_after.to_datetime())
 }
 

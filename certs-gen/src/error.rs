@@ -86,7 +86,9 @@ pub enum Error {
     },
 
     /// Optimistic concurrency kept failing.
-    #[error("gave up on {target} after {attempts} attempts: it kept changing under us (409 Conflict)")]
+    #[error(
+        "gave up on {target} after {attempts} attempts: it kept changing under us (409 Conflict)"
+    )]
     Conflict {
         /// Object contended.
         target: String,

@@ -17,7 +17,11 @@ pub const TLS_KEY: &str = "tls.key";
 /// checked for all three before anything is written so a refusal leaves the directory as it was.
 /// Each file is written to a temporary name and renamed, so a reader never sees half a key, and
 /// the key is created with mode 0600 rather than narrowed afterwards.
-pub fn write_bundle(dir: &Path, bundle: &Bundle, force: bool) -> Result<Vec<(Outcome, PathBuf)>, Error> {
+pub fn write_bundle(
+    dir: &Path,
+    bundle: &Bundle,
+    force: bool,
+) -> Result<Vec<(Outcome, PathBuf)>, Error> {
     let outputs = [
         (CA_CRT, bundle.ca_pem.as_str(), 0o644),
         (TLS_CRT, bundle.cert_pem.as_str(), 0o644),
@@ -54,7 +58,10 @@ fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
         path: path.to_owned(),
         source,
     };
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

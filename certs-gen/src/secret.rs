@@ -38,7 +38,12 @@ pub enum Decision {
 /// Decides, at `now`, whether `secret` can be kept for `hosts`, or must be rotated because it
 /// lacks a key, holds something unparsable, does not serve a host, does not chain to its own
 /// `ca.crt`, or expires within `renew_before`.
-pub fn decide(secret: &Secret, hosts: &[Host], renew_before: Duration, now: OffsetDateTime) -> Decision {
+pub fn decide(
+    secret: &Secret,
+    hosts: &[Host],
+    renew_before: Duration,
+    now: OffsetDateTime,
+) -> Decision {
     let secret_type = secret.type_.as_deref().unwrap_or("Opaque");
     if secret_type != TLS_SECRET_TYPE {
         return Decision::Refuse {
@@ -75,12 +80,17 @@ fn check(
     let (ca_pem, crt_pem, key_pem) = (get(CA_CRT)?, get(TLS_CRT)?, get(TLS_KEY)?);
     let roots = cert::parse_pem_certs(ca_pem).map_err(|e| format!("{CA_CRT}: {e}"))?;
     let chain = cert::parse_pem_certs(crt_pem).map_err(|e| format!("{TLS_CRT}: {e}"))?;
-    let leaf = chain.first().ok_or_else(|| format!("{TLS_CRT}: no certificate"))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| format!("{TLS_CRT}: no certificate"))?;
     cert::key_matches(key_pem, leaf)?;
 
     let leaf_expiry = cert::not_after(leaf)?;
     if leaf_expiry <= now {
-        return Err(format!("certificate expired at {}", cert::rfc3339(leaf_expiry)));
+        return Err(format!(
+            "certificate expired at {}",
+            cert::rfc3339(leaf_expiry)
+        ));
     }
     for host in hosts {
         cert::verify_for_host(&roots, &chain, host, now).map_err(|e| format!("certificate {e}"))?;
@@ -153,17 +163,26 @@ fn bundle_data(bundle: &Bundle, previous_ca: Option<String>) -> BTreeMap<String,
     }
     BTreeMap::from([
         (CA_CRT.to_owned(), ByteString(ca.into_bytes())),
-        (TLS_CRT.to_owned(), ByteString(bundle.cert_pem.clone().into_bytes())),
-        (TLS_KEY.to_owned(), ByteString(bundle.key_pem.clone().into_bytes())),
+        (
+            TLS_CRT.to_owned(),
+            ByteString(bundle.cert_pem.clone().into_bytes()),
+        ),
+        (
+            TLS_KEY.to_owned(),
+            ByteString(bundle.key_pem.clone().into_bytes()),
+        ),
     ])
 }
 
-fn previous_issuer_pem(data: Option<&BTreeMap<String, ByteString>>, now: OffsetDateTime) -> Option<String> {
+fn previous_issuer_pem(
+    data: Option<&BTreeMap<String, ByteString>>,
+    now: OffsetDateTime,
+) -> Option<String> {
     let data = data?;
     let roots = cert::parse_pem_certs(&data.get(CA_CRT)?.0).ok()?;
     let chain = cert::parse_pem_certs(&data.get(TLS_CRT)?.0).ok()?;
-    let issuer = issuers_of(chain.first()?, &roots)
-        .find(|ca| cert::not_after(ca).is_ok_and(|t| t > now))?;
+    let issuer =
+        issuers_of(chain.first()?, &roots).find(|ca| cert::not_after(ca).is_ok_and(|t| t > now))?;
     Some(to_pem(issuer))
 }
 
@@ -221,11 +240,18 @@ mod tests {
         let bundle = generate(&names, 365, now() - Duration::days(10)).unwrap();
         assert_eq!(
             decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()),
-            Decision::Keep { expires: bundle.not_after }
+            Decision::Keep {
+                expires: bundle.not_after
+            }
         );
         // A subset of the certificate's names is still served.
         assert!(matches!(
-            decide(&tls_secret(&bundle), &hosts(&["svc.ns.svc"]), THIRTY_DAYS, now()),
+            decide(
+                &tls_secret(&bundle),
+                &hosts(&["svc.ns.svc"]),
+                THIRTY_DAYS,
+                now()
+            ),
             Decision::Keep { .. }
         ));
     }
@@ -236,25 +262,53 @@ mod tests {
         let bundle = generate(&names, 365, now()).unwrap();
         for key in [CA_CRT, TLS_CRT, TLS_KEY] {
             let secret = with_data(tls_secret(&bundle), key, None);
-            assert_eq!(rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())), format!("{key} is missing"));
+            assert_eq!(
+                rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())),
+                format!("{key} is missing")
+            );
             let secret = with_data(tls_secret(&bundle), key, Some(b""));
-            assert_eq!(rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())), format!("{key} is missing"));
+            assert_eq!(
+                rotate_reason(decide(&secret, &names, THIRTY_DAYS, now())),
+                format!("{key} is missing")
+            );
         }
         let mut no_data = tls_secret(&bundle);
         no_data.data = None;
-        assert_eq!(rotate_reason(decide(&no_data, &names, THIRTY_DAYS, now())), "ca.crt is missing");
+        assert_eq!(
+            rotate_reason(decide(&no_data, &names, THIRTY_DAYS, now())),
+            "ca.crt is missing"
+        );
     }
 
     #[test]
     fn rotates_garbage() {
         let names = hosts(&["svc.ns.svc"]);
         let bundle = generate(&names, 365, now()).unwrap();
-        let garbage = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
-        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), CA_CRT, Some(garbage)), &names, THIRTY_DAYS, now()));
-        assert!(reason.starts_with("ca.crt: unparsable certificate"), "{reason}");
-        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), TLS_CRT, Some(b"hello")), &names, THIRTY_DAYS, now()));
+        let garbage =
+            b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        let reason = rotate_reason(decide(
+            &with_data(tls_secret(&bundle), CA_CRT, Some(garbage)),
+            &names,
+            THIRTY_DAYS,
+            now(),
+        ));
+        assert!(
+            reason.starts_with("ca.crt: unparsable certificate"),
+            "{reason}"
+        );
+        let reason = rotate_reason(decide(
+            &with_data(tls_secret(&bundle), TLS_CRT, Some(b"hello")),
+            &names,
+            THIRTY_DAYS,
+            now(),
+        ));
         assert_eq!(reason, "tls.crt: no PEM certificate found");
-        let reason = rotate_reason(decide(&with_data(tls_secret(&bundle), TLS_KEY, Some(b"hello")), &names, THIRTY_DAYS, now()));
+        let reason = rotate_reason(decide(
+            &with_data(tls_secret(&bundle), TLS_KEY, Some(b"hello")),
+            &names,
+            THIRTY_DAYS,
+            now(),
+        ));
         assert!(reason.starts_with("tls.key unusable"), "{reason}");
     }
 
@@ -264,17 +318,32 @@ mod tests {
         let bundle = generate(&names, 365, now()).unwrap();
         let other = generate(&names, 365, now()).unwrap();
         let foreign_key = with_data(tls_secret(&bundle), TLS_KEY, Some(other.key_pem.as_bytes()));
-        assert_eq!(rotate_reason(decide(&foreign_key, &names, THIRTY_DAYS, now())), "tls.key does not belong to tls.crt");
+        assert_eq!(
+            rotate_reason(decide(&foreign_key, &names, THIRTY_DAYS, now())),
+            "tls.key does not belong to tls.crt"
+        );
         let foreign_ca = with_data(tls_secret(&bundle), CA_CRT, Some(other.ca_pem.as_bytes()));
         let reason = rotate_reason(decide(&foreign_ca, &names, THIRTY_DAYS, now()));
-        assert!(reason.starts_with("certificate not valid for svc.ns.svc"), "{reason}");
+        assert!(
+            reason.starts_with("certificate not valid for svc.ns.svc"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn rotates_for_wrong_hosts() {
         let bundle = generate(&hosts(&["svc.ns.svc"]), 365, now()).unwrap();
-        for wanted in [&["other.ns.svc"][..], &["svc.ns.svc", "svc.ns.svc.cluster.local"], &["127.0.0.1"]] {
-            let reason = rotate_reason(decide(&tls_secret(&bundle), &hosts(wanted), THIRTY_DAYS, now()));
+        for wanted in [
+            &["other.ns.svc"][..],
+            &["svc.ns.svc", "svc.ns.svc.cluster.local"],
+            &["127.0.0.1"],
+        ] {
+            let reason = rotate_reason(decide(
+                &tls_secret(&bundle),
+                &hosts(wanted),
+                THIRTY_DAYS,
+                now(),
+            ));
             assert!(reason.starts_with("certificate not valid for"), "{reason}");
         }
     }
@@ -284,7 +353,10 @@ mod tests {
         let names = hosts(&["svc.ns.svc"]);
         let bundle = generate(&names, 10, now() - Duration::days(11)).unwrap();
         let reason = rotate_reason(decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()));
-        assert_eq!(reason, format!("certificate expired at {}", cert::rfc3339(bundle.not_after)));
+        assert_eq!(
+            reason,
+            format!("certificate expired at {}", cert::rfc3339(bundle.not_after))
+        );
 
         let bundle = generate(&names, 365, now() - Duration::days(340)).unwrap();
         let reason = rotate_reason(decide(&tls_secret(&bundle), &names, THIRTY_DAYS, now()));
@@ -296,7 +368,10 @@ mod tests {
             )
         );
         // The same certificate is fine with a shorter threshold.
-        assert!(matches!(decide(&tls_secret(&bundle), &names, Duration::days(7), now()), Decision::Keep { .. }));
+        assert!(matches!(
+            decide(&tls_secret(&bundle), &names, Duration::days(7), now()),
+            Decision::Keep { .. }
+        ));
     }
 
     #[test]
@@ -305,13 +380,20 @@ mod tests {
         let bundle = generate(&names, 365, now()).unwrap();
         let mut opaque = tls_secret(&bundle);
         opaque.type_ = None;
-        assert!(matches!(decide(&opaque, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.starts_with("has type Opaque")));
+        assert!(
+            matches!(decide(&opaque, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.starts_with("has type Opaque"))
+        );
 
         let mut immutable = tls_secret(&bundle);
         immutable.immutable = Some(true);
-        assert!(matches!(decide(&immutable, &names, THIRTY_DAYS, now()), Decision::Keep { .. }));
+        assert!(matches!(
+            decide(&immutable, &names, THIRTY_DAYS, now()),
+            Decision::Keep { .. }
+        ));
         let immutable = with_data(immutable, TLS_CRT, None);
-        assert!(matches!(decide(&immutable, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.contains("immutable")));
+        assert!(
+            matches!(decide(&immutable, &names, THIRTY_DAYS, now()), Decision::Refuse { reason } if reason.contains("immutable"))
+        );
     }
 
     #[test]
@@ -337,7 +419,10 @@ mod tests {
         let rotated = rotated_secret(&existing, &new, now());
         assert_eq!(rotated.metadata, existing.metadata);
         let data = rotated.data.unwrap();
-        assert_eq!(String::from_utf8(data[CA_CRT].0.clone()).unwrap(), format!("{}{}", new.ca_pem, old.ca_pem));
+        assert_eq!(
+            String::from_utf8(data[CA_CRT].0.clone()).unwrap(),
+            format!("{}{}", new.ca_pem, old.ca_pem)
+        );
         assert_eq!(data[TLS_CRT].0, new.cert_pem.as_bytes());
         let roots = cert::parse_pem_certs(&data[CA_CRT].0).unwrap();
         // Both the old and the new serving certificates verify against the rotated bundle.
@@ -348,10 +433,14 @@ mod tests {
 
         // An expired previous CA is dropped, and so is one that did not issue the old certificate.
         let expired = generate(&names, 10, now() - Duration::days(20)).unwrap();
-        let data = rotated_secret(&tls_secret(&expired), &new, now()).data.unwrap();
+        let data = rotated_secret(&tls_secret(&expired), &new, now())
+            .data
+            .unwrap();
         assert_eq!(data[CA_CRT].0, new.ca_pem.as_bytes());
         let mismatched = with_data(tls_secret(&old), CA_CRT, Some(new.ca_pem.as_bytes()));
-        let data = rotated_secret(&mismatched, &generate(&names, 365, now()).unwrap(), now()).data.unwrap();
+        let data = rotated_secret(&mismatched, &generate(&names, 365, now()).unwrap(), now())
+            .data
+            .unwrap();
         assert_eq!(cert::parse_pem_certs(&data[CA_CRT].0).unwrap().len(), 1);
     }
 }

@@ -33,7 +33,9 @@ impl std::str::FromStr for FailurePolicy {
         match s {
             "Fail" => Ok(FailurePolicy::Fail),
             "Ignore" => Ok(FailurePolicy::Ignore),
-            other => Err(format!("failure policy {other:?} is neither Fail nor Ignore")),
+            other => Err(format!(
+                "failure policy {other:?} is neither Fail nor Ignore"
+            )),
         }
     }
 }
@@ -55,6 +57,8 @@ pub trait WebhookConfiguration {
     const KIND: &'static str;
     /// The resource (plural), for RBAC messages.
     const PLURAL: &'static str;
+    /// The `certs-gen patch` option naming it.
+    const FLAG: &'static str;
     /// Its webhooks, in order.
     fn webhook_states(&self) -> Vec<WebhookState>;
 }
@@ -62,6 +66,7 @@ pub trait WebhookConfiguration {
 impl WebhookConfiguration for ValidatingWebhookConfiguration {
     const KIND: &'static str = "ValidatingWebhookConfiguration";
     const PLURAL: &'static str = "validatingwebhookconfigurations";
+    const FLAG: &'static str = "--validating";
 
     fn webhook_states(&self) -> Vec<WebhookState> {
         self.webhooks
@@ -79,6 +84,7 @@ impl WebhookConfiguration for ValidatingWebhookConfiguration {
 impl WebhookConfiguration for MutatingWebhookConfiguration {
     const KIND: &'static str = "MutatingWebhookConfiguration";
     const PLURAL: &'static str = "mutatingwebhookconfigurations";
+    const FLAG: &'static str = "--mutating";
 
     fn webhook_states(&self) -> Vec<WebhookState> {
         self.webhooks
@@ -172,7 +178,10 @@ mod tests {
 
     #[test]
     fn sets_ca_bundle_on_every_webhook_after_pinning_the_resource_version() {
-        let hooks = [state("a.example.com", None, Some("Fail")), state("b.example.com", Some(b"old"), None)];
+        let hooks = [
+            state("a.example.com", None, Some("Fail")),
+            state("b.example.com", Some(b"old"), None),
+        ];
         let plan = build_patch("4711", &hooks, CA, None).unwrap();
         assert_eq!(
             plan.ops,
@@ -187,14 +196,20 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_every_webhook_has_the_bundle() {
-        let hooks = [state("a", Some(CA), Some("Fail")), state("b", Some(CA), Some("Ignore"))];
+        let hooks = [
+            state("a", Some(CA), Some("Fail")),
+            state("b", Some(CA), Some("Ignore")),
+        ];
         assert_eq!(build_patch("1", &hooks, CA, None), None);
         assert_eq!(build_patch("1", &[], CA, Some(FailurePolicy::Fail)), None);
     }
 
     #[test]
     fn only_webhooks_that_differ_are_patched() {
-        let hooks = [state("a", Some(CA), Some("Fail")), state("b", None, Some("Fail"))];
+        let hooks = [
+            state("a", Some(CA), Some("Fail")),
+            state("b", None, Some("Fail")),
+        ];
         let plan = build_patch("9", &hooks, CA, Some(FailurePolicy::Fail)).unwrap();
         assert_eq!(
             plan.ops,
@@ -208,7 +223,10 @@ mod tests {
 
     #[test]
     fn failure_policy_is_set_when_it_differs() {
-        let hooks = [state("a", Some(CA), Some("Fail")), state("b", Some(CA), None)];
+        let hooks = [
+            state("a", Some(CA), Some("Fail")),
+            state("b", Some(CA), None),
+        ];
         let plan = build_patch("9", &hooks, CA, Some(FailurePolicy::Ignore)).unwrap();
         assert_eq!(
             plan.ops,
@@ -218,7 +236,13 @@ mod tests {
                 {"op": "add", "path": "/webhooks/1/failurePolicy", "value": "Ignore"},
             ])
         );
-        let both = build_patch("9", &[state("c", None, Some("Fail"))], CA, Some(FailurePolicy::Ignore)).unwrap();
+        let both = build_patch(
+            "9",
+            &[state("c", None, Some("Fail"))],
+            CA,
+            Some(FailurePolicy::Ignore),
+        )
+        .unwrap();
         assert_eq!(both.ops.as_array().unwrap().len(), 3);
         assert_eq!(both.changed, ["c"]);
     }

@@ -20,7 +20,8 @@ const NS: &str = "guard-system";
 const SECRET: &str = "guard-tls";
 const SECRET_PATH: &str = "/api/v1/namespaces/guard-system/secrets/guard-tls";
 const SECRETS_PATH: &str = "/api/v1/namespaces/guard-system/secrets";
-const VWC_PATH: &str = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/guard";
+const VWC_PATH: &str =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/guard";
 const MWC_PATH: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/guard";
 const SA_USER: &str = "system:serviceaccount:guard-system:guard-certs-gen";
 
@@ -65,14 +66,25 @@ impl Mock {
             let next = queue.lock().unwrap().pop_front();
             async move {
                 let (parts, body) = request.into_parts();
-                let uri = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                let uri = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
                 let Some(next) = next else {
                     panic!("unexpected request {} {uri}", parts.method);
                 };
-                assert_eq!((&parts.method, uri.as_str()), (&next.method, next.uri.as_str()), "request out of script");
+                assert_eq!(
+                    (&parts.method, uri.as_str()),
+                    (&next.method, next.uri.as_str()),
+                    "request out of script"
+                );
                 let bytes = body.collect().await.unwrap().to_bytes();
                 if parts.method == Method::PATCH {
-                    assert_eq!(parts.headers[http::header::CONTENT_TYPE], "application/json-patch+json");
+                    assert_eq!(
+                        parts.headers[http::header::CONTENT_TYPE],
+                        "application/json-patch+json"
+                    );
                 }
                 if let Some(check) = next.check {
                     check(&serde_json::from_slice(&bytes).expect("request body is JSON"));
@@ -123,7 +135,9 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn unb64(value: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD.decode(value.as_str().unwrap()).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(value.as_str().unwrap())
+        .unwrap()
 }
 
 /// A Secret as the API server returns it.
@@ -167,7 +181,13 @@ fn status(code: u16, reason: &str, message: &str, kind: &str, name: &str) -> Val
 }
 
 fn secret_not_found() -> Value {
-    status(404, "NotFound", "secrets \"guard-tls\" not found", "secrets", SECRET)
+    status(
+        404,
+        "NotFound",
+        "secrets \"guard-tls\" not found",
+        "secrets",
+        SECRET,
+    )
 }
 
 fn secret_conflict() -> Value {
@@ -180,11 +200,27 @@ fn secret_conflict() -> Value {
     )
 }
 
-fn forbidden(verb: &str, resource: &str, group: &str, name: &str, namespace: Option<&str>) -> Value {
-    let scope = namespace.map(|ns| format!(" in the namespace \"{ns}\"")).unwrap_or_else(|| " at the cluster scope".into());
+fn forbidden(
+    verb: &str,
+    resource: &str,
+    group: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Value {
+    let scope = namespace
+        .map(|ns| format!(" in the namespace \"{ns}\""))
+        .unwrap_or_else(|| " at the cluster scope".into());
     // The API server qualifies the resource with its group in the subject of the message.
-    let qualified = if group.is_empty() { resource.to_owned() } else { format!("{resource}.{group}") };
-    let subject = if name.is_empty() { qualified } else { format!("{qualified} \"{name}\"") };
+    let qualified = if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    };
+    let subject = if name.is_empty() {
+        qualified
+    } else {
+        format!("{qualified} \"{name}\"")
+    };
     status(
         403,
         "Forbidden",
@@ -228,13 +264,18 @@ async fn run_create(exchanges: Vec<Exchange>) -> Result<Report, Error> {
 async fn create_makes_the_secret_when_it_is_missing() {
     let report = run_create(vec![
         exchange(Method::GET, SECRET_PATH, 404, secret_not_found()),
-        exchange(Method::POST, &format!("{SECRETS_PATH}?&fieldManager=certs-gen"), 201, json!({}))
-            .body(|body| {
-                assert_eq!(body["apiVersion"], "v1");
-                assert_eq!(body["kind"], "Secret");
-                assert!(body["metadata"].get("resourceVersion").is_none());
-                assert_good_secret(body);
-            }),
+        exchange(
+            Method::POST,
+            &format!("{SECRETS_PATH}?&fieldManager=certs-gen"),
+            201,
+            json!({}),
+        )
+        .body(|body| {
+            assert_eq!(body["apiVersion"], "v1");
+            assert_eq!(body["kind"], "Secret");
+            assert!(body["metadata"].get("resourceVersion").is_none());
+            assert_good_secret(body);
+        }),
     ])
     .await
     .unwrap();
@@ -251,11 +292,18 @@ async fn create_makes_the_secret_when_it_is_missing() {
 #[tokio::test]
 async fn create_keeps_a_good_secret_without_writing() {
     let bundle = valid_bundle();
-    let report = run_create(vec![exchange(Method::GET, SECRET_PATH, 200, secret_json(&bundle, "100"))])
-        .await
-        .unwrap();
+    let report = run_create(vec![exchange(
+        Method::GET,
+        SECRET_PATH,
+        200,
+        secret_json(&bundle, "100"),
+    )])
+    .await
+    .unwrap();
     assert_eq!(report.outcome, Outcome::Kept);
-    assert!(report.to_string().starts_with("kept Secret guard-system/guard-tls: certificate for guard"));
+    assert!(report
+        .to_string()
+        .starts_with("kept Secret guard-system/guard-tls: certificate for guard"));
 }
 
 #[tokio::test]
@@ -264,9 +312,18 @@ async fn create_rotates_an_expiring_secret_with_optimistic_concurrency() {
     let old_ca = old.ca_pem.clone();
     let report = run_create(vec![
         exchange(Method::GET, SECRET_PATH, 200, secret_json(&old, "100")),
-        exchange(Method::PUT, &format!("{SECRET_PATH}?&fieldManager=certs-gen"), 200, json!({})).body(move |body| {
+        exchange(
+            Method::PUT,
+            &format!("{SECRET_PATH}?&fieldManager=certs-gen"),
+            200,
+            json!({}),
+        )
+        .body(move |body| {
             assert_eq!(body["metadata"]["resourceVersion"], "100");
-            assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/name"], "daemonset-guard");
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/name"],
+                "daemonset-guard"
+            );
             let ca = String::from_utf8(assert_good_secret(body)).unwrap();
             // New CA first, then the one that signed the certificate still being served.
             assert!(ca.ends_with(&old_ca), "{ca}");
@@ -277,7 +334,9 @@ async fn create_rotates_an_expiring_secret_with_optimistic_concurrency() {
     .unwrap();
     assert_eq!(report.outcome, Outcome::Rotated);
     assert!(
-        report.to_string().starts_with("rotated Secret guard-system/guard-tls: certificate expires at "),
+        report
+            .to_string()
+            .starts_with("rotated Secret guard-system/guard-tls: certificate expires at "),
         "{report}"
     );
 }
@@ -288,7 +347,12 @@ async fn create_rereads_and_decides_again_after_a_conflict() {
     let theirs = valid_bundle();
     let report = run_create(vec![
         exchange(Method::GET, SECRET_PATH, 200, secret_json(&old, "100")),
-        exchange(Method::PUT, &format!("{SECRET_PATH}?&fieldManager=certs-gen"), 409, secret_conflict()),
+        exchange(
+            Method::PUT,
+            &format!("{SECRET_PATH}?&fieldManager=certs-gen"),
+            409,
+            secret_conflict(),
+        ),
         // Another Job rotated it meanwhile: its certificate is good, so keep it.
         exchange(Method::GET, SECRET_PATH, 200, secret_json(&theirs, "101")),
     ])
@@ -306,7 +370,13 @@ async fn create_handles_a_concurrent_create() {
             Method::POST,
             &format!("{SECRETS_PATH}?&fieldManager=certs-gen"),
             409,
-            status(409, "AlreadyExists", "secrets \"guard-tls\" already exists", "secrets", SECRET),
+            status(
+                409,
+                "AlreadyExists",
+                "secrets \"guard-tls\" already exists",
+                "secrets",
+                SECRET,
+            ),
         ),
         exchange(Method::GET, SECRET_PATH, 200, secret_json(&theirs, "7")),
     ])
@@ -321,8 +391,18 @@ async fn create_gives_up_after_repeated_conflicts() {
     let mut script = Vec::new();
     for attempt in 0..MAX_ATTEMPTS {
         let rv = (100 + attempt).to_string();
-        script.push(exchange(Method::GET, SECRET_PATH, 200, secret_json(&old, &rv)));
-        script.push(exchange(Method::PUT, &format!("{SECRET_PATH}?&fieldManager=certs-gen"), 409, secret_conflict()));
+        script.push(exchange(
+            Method::GET,
+            SECRET_PATH,
+            200,
+            secret_json(&old, &rv),
+        ));
+        script.push(exchange(
+            Method::PUT,
+            &format!("{SECRET_PATH}?&fieldManager=certs-gen"),
+            409,
+            secret_conflict(),
+        ));
     }
     let err = run_create(script).await.unwrap_err();
     assert_eq!(
@@ -362,11 +442,22 @@ async fn create_names_the_missing_rbac_rule() {
     .await
     .unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("forbidden: cannot create secrets in namespace guard-system: "), "{message}");
-    assert!(message.contains("verb [create] on secrets without resourceNames"), "{message}");
+    assert!(
+        message.starts_with("forbidden: cannot create secrets in namespace guard-system: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("verb [create] on secrets without resourceNames"),
+        "{message}"
+    );
 
     let err = run_create(vec![
-        exchange(Method::GET, SECRET_PATH, 200, secret_json(&expiring_bundle(), "100")),
+        exchange(
+            Method::GET,
+            SECRET_PATH,
+            200,
+            secret_json(&expiring_bundle(), "100"),
+        ),
         exchange(
             Method::PUT,
             &format!("{SECRET_PATH}?&fieldManager=certs-gen"),
@@ -376,14 +467,18 @@ async fn create_names_the_missing_rbac_rule() {
     ])
     .await
     .unwrap_err();
-    assert!(err.to_string().starts_with("forbidden: cannot update secrets \"guard-tls\" in namespace guard-system: "));
+    assert!(err
+        .to_string()
+        .starts_with("forbidden: cannot update secrets \"guard-tls\" in namespace guard-system: "));
 }
 
 #[tokio::test]
 async fn create_refuses_a_secret_of_another_type() {
     let mut opaque = secret_json(&valid_bundle(), "3");
     opaque["type"] = json!("Opaque");
-    let err = run_create(vec![exchange(Method::GET, SECRET_PATH, 200, opaque)]).await.unwrap_err();
+    let err = run_create(vec![exchange(Method::GET, SECRET_PATH, 200, opaque)])
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "Secret guard-system/guard-tls: has type Opaque, not kubernetes.io/tls, and a Secret's type cannot change; \
@@ -397,7 +492,13 @@ async fn create_reports_other_api_errors_with_code_and_reason() {
         Method::GET,
         SECRET_PATH,
         500,
-        status(500, "InternalError", "etcdserver: request timed out", "secrets", SECRET),
+        status(
+            500,
+            "InternalError",
+            "etcdserver: request timed out",
+            "secrets",
+            SECRET,
+        ),
     )])
     .await
     .unwrap_err();
@@ -410,7 +511,8 @@ async fn create_reports_other_api_errors_with_code_and_reason() {
 // ---- patch ----
 
 fn webhook(name: &str, path: &str, ca: Option<&[u8]>, policy: &str) -> Value {
-    let mut client_config = json!({"service": {"namespace": NS, "name": "guard", "path": path, "port": 443}});
+    let mut client_config =
+        json!({"service": {"namespace": NS, "name": "guard", "path": path, "port": 443}});
     if let Some(ca) = ca {
         client_config["caBundle"] = json!(b64(ca));
     }
@@ -445,7 +547,11 @@ fn configuration(kind: &str, resource_version: &str, webhooks: Vec<Value>) -> Va
     })
 }
 
-fn patch_options(validating: Option<&str>, mutating: Option<&str>, policy: Option<FailurePolicy>) -> PatchOptions {
+fn patch_options(
+    validating: Option<&str>,
+    mutating: Option<&str>,
+    policy: Option<FailurePolicy>,
+) -> PatchOptions {
     PatchOptions {
         secret_namespace: NS.into(),
         secret_name: SECRET.into(),
@@ -455,7 +561,10 @@ fn patch_options(validating: Option<&str>, mutating: Option<&str>, policy: Optio
     }
 }
 
-async fn run_patch(options: PatchOptions, exchanges: Vec<Exchange>) -> (Vec<String>, Result<(), Error>) {
+async fn run_patch(
+    options: PatchOptions,
+    exchanges: Vec<Exchange>,
+) -> (Vec<String>, Result<(), Error>) {
     let (client, mock) = Mock::client(exchanges);
     let mut lines = Vec::new();
     let result = api::patch(client, &options, |r| lines.push(r.to_string())).await;
@@ -523,9 +632,19 @@ async fn patch_sets_failure_policy_on_the_mutating_configuration_alone() {
                 Method::GET,
                 MWC_PATH,
                 200,
-                configuration("MutatingWebhookConfiguration", "77", vec![webhook("mutate.guard.io", "/mutate", Some(&ca), "Fail")]),
+                configuration(
+                    "MutatingWebhookConfiguration",
+                    "77",
+                    vec![webhook("mutate.guard.io", "/mutate", Some(&ca), "Fail")],
+                ),
             ),
-            exchange(Method::PATCH, &format!("{MWC_PATH}?&fieldManager=certs-gen"), 200, json!({})).body(|body| {
+            exchange(
+                Method::PATCH,
+                &format!("{MWC_PATH}?&fieldManager=certs-gen"),
+                200,
+                json!({}),
+            )
+            .body(|body| {
                 assert_eq!(
                     body,
                     &json!([
@@ -581,7 +700,10 @@ async fn patch_rereads_after_a_conflict() {
     )
     .await;
     result.unwrap();
-    assert_eq!(lines, ["unchanged ValidatingWebhookConfiguration guard: caBundle already set on 1 webhook(s)"]);
+    assert_eq!(
+        lines,
+        ["unchanged ValidatingWebhookConfiguration guard: caBundle already set on 1 webhook(s)"]
+    );
 }
 
 #[tokio::test]
@@ -609,8 +731,7 @@ async fn patch_says_which_configuration_is_missing() {
     assert!(lines.is_empty());
     assert_eq!(
         result.unwrap_err().to_string(),
-        "ValidatingWebhookConfiguration \"guard\" not found: install it first (it comes with the chart) or fix the \
-         name given to certs-gen patch"
+        "ValidatingWebhookConfiguration \"guard\" not found: install it first (the chart creates it) or fix --validating"
     );
 }
 
@@ -618,7 +739,12 @@ async fn patch_says_which_configuration_is_missing() {
 async fn patch_names_the_missing_rbac_rules() {
     let (_, result) = run_patch(
         patch_options(Some("guard"), None, None),
-        vec![exchange(Method::GET, SECRET_PATH, 403, forbidden("get", "secrets", "", SECRET, Some(NS)))],
+        vec![exchange(
+            Method::GET,
+            SECRET_PATH,
+            403,
+            forbidden("get", "secrets", "", SECRET, Some(NS)),
+        )],
     )
     .await;
     let message = result.unwrap_err().to_string();
@@ -639,14 +765,29 @@ async fn patch_names_the_missing_rbac_rules() {
                 Method::GET,
                 VWC_PATH,
                 200,
-                configuration("ValidatingWebhookConfiguration", "10", vec![webhook("validate.guard.io", "/validate", None, "Fail")]),
+                configuration(
+                    "ValidatingWebhookConfiguration",
+                    "10",
+                    vec![webhook("validate.guard.io", "/validate", None, "Fail")],
+                ),
             ),
-            exchange(Method::PATCH, &format!("{VWC_PATH}?&fieldManager=certs-gen"), 200, json!({})),
+            exchange(
+                Method::PATCH,
+                &format!("{VWC_PATH}?&fieldManager=certs-gen"),
+                200,
+                json!({}),
+            ),
             exchange(
                 Method::GET,
                 MWC_PATH,
                 403,
-                forbidden("get", "mutatingwebhookconfigurations", "admissionregistration.k8s.io", "guard", None),
+                forbidden(
+                    "get",
+                    "mutatingwebhookconfigurations",
+                    "admissionregistration.k8s.io",
+                    "guard",
+                    None,
+                ),
             ),
         ],
     )
