@@ -10,7 +10,7 @@ use super::report::{lint_text, report, ErrorKind, FileReport, InputError, LintOp
 use super::{decode, fixed_manifests, render, rule_docs, valid_namespace, Format, LintQuery};
 use crate::config::Policy;
 use crate::policy::Operation;
-use crate::yaml::{self, Document};
+use crate::yaml::Document;
 
 /// When to colour text output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -253,7 +253,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
         let text = match decode(&input.name, &bytes) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(e);
+                errors.push(*e);
                 continue;
             }
         };
@@ -272,7 +272,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
                 match remote.lint(&input.name, text.as_bytes(), &query) {
                     Ok(file) => {
                         let docs = if args.fix {
-                            yaml::parse_documents(text).unwrap_or_default()
+                            super::report::parse(text).unwrap_or_default()
                         } else {
                             Vec::new()
                         };

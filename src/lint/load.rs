@@ -52,7 +52,7 @@ pub(crate) fn items(
     source: &str,
     doc: &Document,
     locator: &Locator<'_>,
-) -> Result<Vec<Item>, InputError> {
+) -> Result<Vec<Item>, Box<InputError>> {
     let mut out = Vec::new();
     let cx = Cx {
         source,
@@ -83,7 +83,7 @@ fn collect(
     item: Option<usize>,
     inherited: Option<&ListType<'_>>,
     out: &mut Vec<Item>,
-) -> Result<(), InputError> {
+) -> Result<(), Box<InputError>> {
     let Value::Object(map) = value else {
         let what = match value {
             Value::Array(_) => "a list",
@@ -217,9 +217,9 @@ fn collect(
 }
 
 /// An error at `pointer` (or its nearest ancestor present in the input).
-fn located(cx: &Cx<'_>, pointer: &str, kind: ErrorKind, message: String) -> InputError {
+fn located(cx: &Cx<'_>, pointer: &str, kind: ErrorKind, message: String) -> Box<InputError> {
     let loc = cx.locator.locate(cx.doc, pointer);
-    InputError {
+    Box::new(InputError {
         source: cx.source.to_string(),
         kind,
         document: Some(cx.doc.index),
@@ -227,7 +227,7 @@ fn located(cx: &Cx<'_>, pointer: &str, kind: ErrorKind, message: String) -> Inpu
         column: loc.map(|l| l.column),
         path: None,
         message,
-    }
+    })
 }
 
 /// serde_path_to_error's path as a JSON Pointer.
@@ -313,7 +313,7 @@ mod tests {
     use crate::yaml::parse_documents;
     use serde_json::json;
 
-    fn load(text: &str) -> Result<Vec<Item>, InputError> {
+    fn load(text: &str) -> Result<Vec<Item>, Box<InputError>> {
         let docs = parse_documents(text).expect("yaml");
         let locator = Locator::new(text);
         let mut out = Vec::new();

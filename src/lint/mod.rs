@@ -201,7 +201,7 @@ pub fn valid_namespace(ns: &str) -> bool {
 }
 
 /// Decodes input as UTF-8 (dropping a byte-order mark), or says where it stops being UTF-8.
-pub fn decode<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, InputError> {
+pub fn decode<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, Box<InputError>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
@@ -213,7 +213,7 @@ pub fn decode<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, InputError> 
             .lines()
             .filter(|l| l.trim_end() == "---" || l.starts_with("--- "))
             .count();
-        InputError {
+        Box::new(InputError {
             document: Some(doc),
             line: Some(line),
             column: Some(column),
@@ -222,7 +222,7 @@ pub fn decode<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, InputError> 
                 ErrorKind::Encoding,
                 format!("invalid UTF-8 at byte {}", e.valid_up_to()),
             )
-        }
+        })
     })
 }
 
@@ -294,7 +294,7 @@ pub fn lint_http(
     }
     let text = match decode(BODY_SOURCE, body) {
         Ok(t) => t,
-        Err(e) => return error_response(400, vec![e]),
+        Err(e) => return error_response(400, vec![*e]),
     };
     let opts = LintOptions {
         policy,
@@ -391,7 +391,8 @@ mod tests {
 
     #[test]
     fn malformed_requests_get_specific_errors() {
-        let cases: &[(&[u8], Option<&str>, LintQuery, u16, &str)] = &[
+        type Case<'a> = (&'a [u8], Option<&'a str>, LintQuery, u16, &'a str);
+        let cases: &[Case<'_>] = &[
             (b"", None, LintQuery::default(), 400, "empty"),
             (b"# only a comment\n---\n", None, LintQuery::default(), 400, "empty"),
             (b"a: [1\n", None, LintQuery::default(), 400, "syntax"),

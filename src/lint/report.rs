@@ -307,7 +307,7 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
         documents: Vec::new(),
         errors: Vec::new(),
     };
-    let docs = match yaml::parse_documents(text) {
+    let docs = match parse(text) {
         Ok(d) => d,
         Err(e) => {
             linted.errors.push(InputError {
@@ -327,7 +327,7 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
         let items = match load::items(source, doc, &locator) {
             Ok(items) => items,
             Err(e) => {
-                linted.errors.push(e);
+                linted.errors.push(*e);
                 break;
             }
         };
@@ -349,6 +349,35 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
     }
     linted.documents = docs;
     linted
+}
+
+/// How many closing brackets [`parse`] re-indents before giving up.
+const MAX_BRACKET_SHIFTS: usize = 16;
+
+/// `yaml::parse_documents`, accepting one thing yaml-rust2 refuses and Go's YAML (hence kubectl
+/// and the API server) accepts: a flow sequence whose closing `]` sits at its parent's
+/// indentation (Elastic's Beats manifests write `args: [` ... `]` so). Only a line that starts
+/// with `]` is shifted, one space at a time; `]` cannot start a line in block context, so this
+/// never changes what a valid document means, and columns elsewhere stay exact.
+pub fn parse(text: &str) -> Result<Vec<Document>, yaml::YamlError> {
+    let first = match yaml::parse_documents(text) {
+        Err(e) if e.message == "invalid indentation" => e,
+        other => return other,
+    };
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    let mut err = first.clone();
+    for _ in 0..MAX_BRACKET_SHIFTS {
+        match err.line.checked_sub(1).and_then(|i| lines.get_mut(i)) {
+            Some(line) if line.trim_start().starts_with(']') => line.insert(0, ' '),
+            _ => return Err(first),
+        }
+        match yaml::parse_documents(&lines.concat()) {
+            Err(e) if e.message == "invalid indentation" => err = e,
+            Err(_) => return Err(first),
+            ok => return ok,
+        }
+    }
+    Err(first)
 }
 
 /// Builds the run's report from linted inputs (and errors of inputs that could not be read).
@@ -653,6 +682,21 @@ mod tests {
         assert_eq!(at("/spec/containers/0/resources/requests"), Some((4, 7)));
         assert_eq!(at("/spec/containers/0/image"), Some((5, 14)));
         assert_eq!(at("/spec/containers/1/0"), Some((6, 9)));
+    }
+
+    #[test]
+    fn closing_brackets_at_the_parent_indentation_are_accepted() {
+        let text = "a:\n  args: [\n    \"x\",\n  ]\n  b: 1\nc:\n  - [\n    1\n  ]\n";
+        let docs = parse(text).unwrap();
+        assert_eq!(
+            docs[0].value,
+            serde_json::json!({"a": {"args": ["x"], "b": 1}, "c": [[1]]})
+        );
+        assert_eq!(docs[0].locations["/a/b"], Location { line: 5, column: 6 });
+        // Real indentation mistakes are still errors, reported where they are.
+        let e = parse("a:\n  b: 1\n c: 2\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(parse("a: 1\n]\n").is_err());
     }
 
     #[test]
