@@ -75,13 +75,15 @@ fn rule_descriptor(r: &RuleDoc) -> Value {
         "{}\n\n**Why it matters.** {}\n\n**How to fix.** {}",
         r.summary, r.why, r.fix
     );
-    let mut tags = vec![
-        r.family.to_string(),
-        "kubernetes".into(),
-        "daemonset".into(),
-    ];
+    // The `security` family tag is what makes code scanning file results as security alerts.
+    let tags = [r.family.as_str(), "kubernetes", "daemonset"];
+    let mut properties = json!({ "tags": tags });
     if r.family == "security" {
-        tags.push("security".into());
+        // GitHub ranks security alerts by this CVSS-like score: >= 7 high, >= 4 medium.
+        properties["security-severity"] = json!(match r.default_mode {
+            Mode::Enforce => "7.5",
+            _ => "4.0",
+        });
     }
     json!({
         "id": r.id,
@@ -90,7 +92,7 @@ fn rule_descriptor(r: &RuleDoc) -> Value {
         "fullDescription": { "text": format!("{} {}", r.summary, r.why) },
         "help": { "text": help, "markdown": markdown },
         "defaultConfiguration": { "level": level(r.default_mode) },
-        "properties": { "tags": tags },
+        "properties": properties,
     })
 }
 

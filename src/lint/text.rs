@@ -109,7 +109,10 @@ pub fn render(report: &Report, s: Style) -> String {
                 s.dim(&format!("{}:{}", file.source, o.line.unwrap_or(1))),
                 where_in_file(o.document, o.item),
             );
-            for f in &o.findings {
+            // People read top to bottom: by position in the file, engine order within a line.
+            let mut findings: Vec<&FindingReport> = o.findings.iter().collect();
+            findings.sort_by_key(|f| (f.line, f.column));
+            for f in findings {
                 finding_line(&mut out, &file.source, f, s);
             }
             if !o.patch.is_empty() {
