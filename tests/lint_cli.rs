@@ -328,6 +328,7 @@ fn malformed_inputs_exit_2_with_a_location() {
             ":9:18: spec.template.spec.containers[0].ports: invalid type: map, expected a sequence",
         ),
         (write("utf8.yaml", b"a: 1\nb: \xc3\x28\n"), ":2:4: invalid UTF-8"),
+        (write("laughs.yaml", alias_bomb().as_bytes()), ":6:"),
     ];
     for (path, expected) in &cases {
         let o = lint(&["--format", "json", path], None);
@@ -361,6 +362,53 @@ fn malformed_inputs_exit_2_with_a_location() {
     let o = lint(&["--config", "does/not/exist.yaml", GOOD], None);
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("does/not/exist.yaml"));
+}
+
+/// 500 bytes that expand to 10^9 values if aliases were expanded blindly.
+fn alias_bomb() -> String {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    text
+}
+
+#[test]
+fn lint_http_refuses_hostile_bodies_with_a_location() {
+    let policy = Policy::default();
+    let r = lint_http(
+        alias_bomb().as_bytes(),
+        None,
+        &LintQuery::default(),
+        &policy,
+    );
+    assert_eq!(r.status, 400);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["errors"][0]["line"], 6);
+    assert!(v["error"].as_str().unwrap().contains("aliases expand"));
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    let r = lint_http(
+        deep.as_bytes(),
+        Some("application/json"),
+        &LintQuery::default(),
+        &policy,
+    );
+    assert_eq!(r.status, 400);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (
+            v["errors"][0]["kind"].as_str(),
+            v["errors"][0]["line"].as_u64()
+        ),
+        (Some("syntax"), Some(1))
+    );
+    let big = format!(
+        "# {}\n",
+        "x".repeat(daemonset_guard::lint::MAX_LINT_BODY_BYTES)
+    );
+    let r = lint_http(big.as_bytes(), None, &LintQuery::default(), &policy);
+    assert_eq!(r.status, 413);
 }
 
 #[test]

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::report::{ErrorKind, InputError, Locator, Skipped};
 use crate::policy::escape_token;
-use crate::yaml::Document;
+use crate::yaml::{self, Document};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 
 /// API versions under which DaemonSets used to be served; Kubernetes 1.16 stopped serving them.
 pub const REMOVED_API_VERSIONS: &[&str] = &["extensions/v1beta1", "apps/v1beta2"];
@@ -307,6 +309,96 @@ fn number_text(n: &serde_json::Number) -> String {
     n.to_string()
 }
 
+/// The most values a document may hold once its aliases are expanded. Real manifests hold a few
+/// thousand; a few hundred bytes of nested aliases ("billion laughs") would otherwise expand to
+/// more than memory holds, and `/lint` is reachable by anyone in the cluster.
+pub const MAX_EXPANDED_VALUES: u64 = 1_000_000;
+
+/// Refuses input whose aliases expand beyond [`MAX_EXPANDED_VALUES`], before anything is built.
+/// It walks the parser's events and only counts: an alias costs the size of its anchor.
+pub(crate) fn check_alias_expansion(text: &str) -> Result<(), yaml::YamlError> {
+    if !text.contains('*') {
+        return Ok(());
+    }
+    let mut counter = AliasCounter::default();
+    let mut parser = Parser::new_from_str(text);
+    // Syntax errors are reported by the real parse, with the same positions.
+    let _ = parser.load(&mut counter, true);
+    match counter.exceeded {
+        Some(mark) => Err(yaml::YamlError {
+            document: counter.document,
+            line: mark.line(),
+            column: mark.col() + 1,
+            message: format!(
+                "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing to expand them"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[derive(Default)]
+struct AliasCounter {
+    /// Values in each open collection (itself included), with its anchor id.
+    open: Vec<(u64, usize)>,
+    /// Expanded size of each anchored node.
+    anchors: std::collections::HashMap<usize, u64>,
+    total: u64,
+    document: usize,
+    exceeded: Option<Marker>,
+}
+
+impl AliasCounter {
+    fn add(&mut self, n: u64, anchor: usize, mark: Marker) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, n);
+        }
+        if let Some((size, _)) = self.open.last_mut() {
+            *size = size.saturating_add(n);
+        }
+        self.total = self.total.saturating_add(n);
+        if self.total > MAX_EXPANDED_VALUES && self.exceeded.is_none() {
+            self.exceeded = Some(mark);
+        }
+    }
+}
+
+impl MarkedEventReceiver for AliasCounter {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.exceeded.is_some() {
+            return;
+        }
+        match ev {
+            Event::Scalar(_, _, anchor, _) => self.add(1, anchor, mark),
+            Event::Alias(id) => {
+                let n = self.anchors.get(&id).copied().unwrap_or(1);
+                self.add(n, 0, mark);
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((1, anchor));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((size, anchor)) = self.open.pop() {
+                    // The collection's own values were counted in `total` as they came;
+                    // only its size is passed up to the parent and the anchor table.
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, size);
+                    }
+                    if let Some((parent, _)) = self.open.last_mut() {
+                        *parent = parent.saturating_add(size);
+                    }
+                }
+            }
+            Event::DocumentEnd => {
+                self.document += 1;
+                self.total = 0;
+                self.anchors.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +557,21 @@ spec:
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_before_expansion() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = check_alias_expansion(&text).unwrap_err();
+        assert!(e.message.contains("aliases expand"), "{e:?}");
+        assert_eq!((e.document, e.line), (0, 6));
+        // Ordinary anchors are fine.
+        check_alias_expansion("base: &b {cpu: 1m}\nx: *b\ny: *b\n").unwrap();
+        check_alias_expansion("image: \"*\"\n").unwrap();
     }
 
     #[test]

@@ -360,6 +360,7 @@ const MAX_BRACKET_SHIFTS: usize = 16;
 /// with `]` is shifted, one space at a time; `]` cannot start a line in block context, so this
 /// never changes what a valid document means, and columns elsewhere stay exact.
 pub fn parse(text: &str) -> Result<Vec<Document>, yaml::YamlError> {
+    super::load::check_alias_expansion(text)?;
     let first = match yaml::parse_documents(text) {
         Err(e) if e.message == "invalid indentation" => e,
         other => return other,
