@@ -96,7 +96,14 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
 
 enum Frame {
     Seq(Vec<Value>, String),
-    Map(Map<String, Value>, String, Option<String>),
+    /// The mapping, its pointer, the pending key, and the mappings merged in with `<<` (applied
+    /// when the mapping closes, so its own keys win whatever their order).
+    Map(
+        Map<String, Value>,
+        String,
+        Option<String>,
+        Vec<Map<String, Value>>,
+    ),
 }
 
 #[derive(Default)]
@@ -131,10 +138,10 @@ impl Builder {
         match self.stack.last() {
             None => Some(String::new()),
             Some((Frame::Seq(items, base), _)) => Some(format!("{base}/{}", items.len())),
-            Some((Frame::Map(_, base, Some(key)), _)) => {
+            Some((Frame::Map(_, base, Some(key), _), _)) => {
                 Some(format!("{base}/{}", escape_token(key)))
             }
-            Some((Frame::Map(_, _, None), _)) => None,
+            Some((Frame::Map(_, _, None, _), _)) => None,
         }
     }
 
@@ -146,7 +153,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some((Frame::Seq(items, _), _)) => items.push(value),
-            Some((Frame::Map(map, _, key), _)) => match key.take() {
+            Some((Frame::Map(map, _, key, merges), _)) => match key.take() {
                 None => {
                     let k = match value {
                         Value::String(s) => s,
@@ -164,24 +171,19 @@ impl Builder {
                         *key = Some(k);
                     }
                 }
-                Some(k) if k == MERGE_KEY => {
-                    let sources = match value {
-                        Value::Object(m) => vec![m],
-                        Value::Array(items) => items
-                            .into_iter()
-                            .filter_map(|v| match v {
-                                Value::Object(m) => Some(m),
-                                _ => None,
-                            })
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    for source in sources {
-                        for (k, v) in source {
-                            map.entry(k).or_insert(v);
-                        }
+                Some(k) if k == MERGE_KEY => match value {
+                    Value::Object(m) => merges.push(m),
+                    Value::Array(items) => {
+                        merges.extend(items.into_iter().filter_map(|v| match v {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }))
                     }
-                }
+                    _ => {
+                        failure =
+                            Some("the merge key << needs a mapping or a list of mappings".into())
+                    }
+                },
                 Some(k) => {
                     map.insert(k, value);
                 }
@@ -217,7 +219,14 @@ impl Builder {
         if let Some((frame, anchor)) = self.stack.pop() {
             let value = match frame {
                 Frame::Seq(items, _) => Value::Array(items),
-                Frame::Map(map, _, _) => Value::Object(map),
+                Frame::Map(mut map, _, _, merges) => {
+                    for source in merges {
+                        for (k, v) in source {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                    Value::Object(map)
+                }
             };
             self.insert(value, anchor, mark);
         }
@@ -272,9 +281,11 @@ impl Builder {
             EventData::SequenceStart { anchor, .. } => {
                 self.open(|p| Frame::Seq(Vec::new(), p), anchor, mark)
             }
-            EventData::MappingStart { anchor, .. } => {
-                self.open(|p| Frame::Map(Map::new(), p, None), anchor, mark)
-            }
+            EventData::MappingStart { anchor, .. } => self.open(
+                |p| Frame::Map(Map::new(), p, None, Vec::new()),
+                anchor,
+                mark,
+            ),
             EventData::SequenceEnd | EventData::MappingEnd => self.close(mark),
             EventData::StreamStart { .. } | EventData::StreamEnd => {}
         }
