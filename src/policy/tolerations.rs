@@ -374,27 +374,23 @@ fn shape_problems(t: &Toleration) -> Vec<(&'static str, String)> {
 }
 
 fn blanket_message(i: usize, effect: &str) -> String {
-    let (scope, examples) = match effect {
-        "" => (
-            "every taint",
-            "node.kubernetes.io/not-ready, unreachable, disk-pressure and out-of-service",
-        ),
-        "NoExecute" => (
-            "every NoExecute taint, so no taint can evict it,",
-            "node.kubernetes.io/not-ready, unreachable and out-of-service",
-        ),
-        "NoSchedule" => (
-            "every NoSchedule taint",
-            "node.kubernetes.io/not-ready, unreachable, disk-pressure and unschedulable",
-        ),
-        _ => (
-            "every taint with that effect",
-            "node.kubernetes.io/* taints",
-        ),
+    let what = match effect {
+        "" => "every taint (node.kubernetes.io/not-ready, unreachable, disk-pressure, \
+               out-of-service, ...), keeping the agent on broken or draining nodes"
+            .to_string(),
+        "NoExecute" => "every NoExecute taint (node.kubernetes.io/not-ready, unreachable, \
+                        out-of-service, ...), so no taint can evict the agent from a broken or \
+                        draining node"
+            .to_string(),
+        "NoSchedule" => "every NoSchedule taint (node.kubernetes.io/not-ready, disk-pressure, \
+                         unschedulable, ...), so the agent lands on broken, cordoned or reserved \
+                         nodes"
+            .to_string(),
+        other => format!("every {other} taint, whatever its key"),
     };
     format!(
-        "tolerations[{i}] (operator Exists without key) tolerates {scope} including {examples}, \
-         which keeps the agent on broken or draining nodes; tolerate only the taints it needs, by key"
+        "tolerations[{i}]: operator Exists without a key tolerates {what}; tolerate the taints it \
+         needs by key"
     )
 }
 
@@ -914,10 +910,10 @@ mod tests {
     #[test]
     fn blanket_exists_warns_with_the_scope() {
         let cases = [
-            (json!({"operator": "Exists"}), "tolerations[0] (operator Exists without key) tolerates every taint including node.kubernetes.io/not-ready, unreachable, disk-pressure and out-of-service"),
-            (json!({"operator": "Exists", "effect": "NoExecute"}), "tolerates every NoExecute taint, so no taint can evict it, including"),
-            (json!({"operator": "Exists", "effect": "NoSchedule"}), "tolerates every NoSchedule taint including"),
-            (json!({"operator": "Exists", "effect": "PreferNoSchedule"}), "tolerates every taint with that effect"),
+            (json!({"operator": "Exists"}), "tolerations[0]: operator Exists without a key tolerates every taint (node.kubernetes.io/not-ready, unreachable, disk-pressure, out-of-service, ...), keeping the agent on broken or draining nodes"),
+            (json!({"operator": "Exists", "effect": "NoExecute"}), "tolerates every NoExecute taint (node.kubernetes.io/not-ready, unreachable, out-of-service, ...), so no taint can evict the agent"),
+            (json!({"operator": "Exists", "effect": "NoSchedule"}), "tolerates every NoSchedule taint (node.kubernetes.io/not-ready, disk-pressure, unschedulable, ...)"),
+            (json!({"operator": "Exists", "effect": "PreferNoSchedule"}), "tolerates every PreferNoSchedule taint, whatever its key"),
         ];
         for (t, want) in cases {
             let e = eval(with_tolerations(json!([t])));
@@ -929,7 +925,7 @@ mod tests {
             assert!(blanket[0].message.contains(want), "{}", blanket[0].message);
             assert!(blanket[0]
                 .message
-                .ends_with("tolerate only the taints it needs, by key"));
+                .ends_with("; tolerate the taints it needs by key"));
         }
         // A keyed Exists is not blanket.
         assert!(family(&eval(clean())).is_empty());
