@@ -254,14 +254,15 @@ fn check_bound(ctx: &mut Ctx<'_>, unavailable: IntOrPercent, set: bool) {
     };
     let bound_text = match bound {
         IntOrPercent::Percent(_) => format!("{bound} ({allowed} of {nodes} nodes)"),
-        IntOrPercent::Int(_) => format!("{bound} nodes"),
+        IntOrPercent::Int(1) => "1 node".to_string(),
+        IntOrPercent::Int(n) => format!("{n} nodes"),
     };
     ctx.report(
         BOUND,
         None,
         MAX_UNAVAILABLE_PTR.into(),
         format!(
-            "spec.updateStrategy.rollingUpdate.maxUnavailable {value} lets a rollout stop the agent on up to {down} of {nodes} nodes at once; the policy allows at most {bound_text}. Lower it, or use maxSurge: 1 with maxUnavailable: 0"
+            "maxUnavailable {value} stops the agent on up to {down} of {nodes} nodes at once; the policy allows {bound_text}; lower it, or use maxSurge: 1, maxUnavailable: 0"
         ),
     );
 }
@@ -566,7 +567,7 @@ mod tests {
         let e = eval(rolling(json!({"maxUnavailable": "50%", "maxSurge": 0})));
         assert_eq!(
             e.findings[0].message,
-            "spec.updateStrategy.rollingUpdate.maxUnavailable 50% lets a rollout stop the agent on up to 50 of 100 nodes at once; the policy allows at most 25% (25 of 100 nodes). Lower it, or use maxSurge: 1 with maxUnavailable: 0"
+            "maxUnavailable 50% stops the agent on up to 50 of 100 nodes at once; the policy allows 25% (25 of 100 nodes); lower it, or use maxSurge: 1, maxUnavailable: 0"
         );
         // The default of 1 against a bound of 0 says it is the default.
         let e = eval_with(

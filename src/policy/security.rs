@@ -629,7 +629,7 @@ fn host_path_mounts(ctx: &mut Ctx<'_>, c: &ContainerRef<'_>, host_paths: &BTreeM
             c.container.image.as_deref(),
             c.pointer(&format!("/volumeMounts/{j}")),
             format!(
-                "{}: hostPath volume {:?} ({host}) is mounted writable at {}; set readOnly: true on the volumeMount, or exempt the DaemonSet if it must write to the node",
+                "{}: hostPath volume {:?} ({host}) is writable at {}; set readOnly: true on the mount, or exempt the DaemonSet",
                 c.label(),
                 m.name,
                 m.mount_path
@@ -686,9 +686,7 @@ mod tests {
     /// result again and checks convergence: no operation and no fixed finding left.
     fn converge(v: Value, policy: &Policy) -> (Evaluation, Value) {
         let e = eval_with(v.clone(), policy);
-        let mut doc = serde_json::to_value(ds(v)).unwrap();
-        json_patch::patch(&mut doc, &e.patch)
-            .unwrap_or_else(|err| panic!("patch {:?} does not apply: {err}", e.patch));
+        let doc = apply(&serde_json::to_value(ds(v)).unwrap(), &e);
         let again = eval_with(doc.clone(), policy);
         assert!(again.patch.is_empty(), "not idempotent: {:?}", again.patch);
         assert!(
@@ -1018,7 +1016,7 @@ mod tests {
         assert_eq!(e.findings[1].path, format!("{C0}/volumeMounts/3"));
         assert_eq!(
             e.findings[0].message,
-            "container \"agent\": hostPath volume \"varlog\" (/var/log) is mounted writable at /host/var/log; set readOnly: true on the volumeMount, or exempt the DaemonSet if it must write to the node"
+            "container \"agent\": hostPath volume \"varlog\" (/var/log) is writable at /host/var/log; set readOnly: true on the mount, or exempt the DaemonSet"
         );
         assert!(!e.allowed());
     }
@@ -1107,7 +1105,8 @@ mod tests {
     #[test]
     fn run_as_non_root_table() {
         // (name, container runAsNonRoot/runAsUser, pod ones, policy mutates, expected, fixed)
-        let cases: Vec<(&str, Value, Value, bool, Vec<&str>, bool)> = vec![
+        type Case<'a> = (&'a str, Value, Value, bool, Vec<&'a str>, bool);
+        let cases: Vec<Case> = vec![
             (
                 "pod true",
                 json!({}),
