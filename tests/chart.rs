@@ -79,7 +79,8 @@ fn helm_version(path: &Path) -> Option<String> {
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        const HINT: &str = "run scripts/install-tools.sh (installs into .tools/), or set HELM / HELM4 / \
+        const HINT: &str =
+            "run scripts/install-tools.sh (installs into .tools/), or set HELM / HELM4 / \
              KUBERNETES_VALIDATE to the binaries";
         let mut helms: Vec<Helm> = Vec::new();
         for (env, local, name) in [("HELM", "helm", "helm"), ("HELM4", "helm4", "helm4")] {
@@ -232,7 +233,12 @@ fn find<'a>(objs: &'a [Value], k: &str) -> Vec<&'a Value> {
 
 fn one<'a>(objs: &'a [Value], k: &str, ctx: &str) -> &'a Value {
     let found = find(objs, k);
-    assert_eq!(found.len(), 1, "{ctx}: expected one {k}, found {}", found.len());
+    assert_eq!(
+        found.len(),
+        1,
+        "{ctx}: expected one {k}, found {}",
+        found.len()
+    );
     found[0]
 }
 
@@ -328,7 +334,10 @@ fn assert_crd_shape(ctx: &str, o: &Value) {
     let spec = &o["spec"];
     match kind(o) {
         "Certificate" => {
-            assert!(spec["secretName"].is_string(), "{ctx}: Certificate secretName");
+            assert!(
+                spec["secretName"].is_string(),
+                "{ctx}: Certificate secretName"
+            );
             assert!(
                 spec["issuerRef"]["name"].is_string(),
                 "{ctx}: Certificate issuerRef"
@@ -340,7 +349,10 @@ fn assert_crd_shape(ctx: &str, o: &Value) {
                     names.contains(&svc.as_str()),
                     "{ctx}: dnsNames {names:?} lack {svc}"
                 );
-                assert!(strs(&spec["usages"]).contains(&"server auth"), "{ctx}: usages");
+                assert!(
+                    strs(&spec["usages"]).contains(&"server auth"),
+                    "{ctx}: usages"
+                );
             }
         }
         "Issuer" => assert!(
@@ -477,7 +489,11 @@ fn failure_policy_and_exclusions_follow_values() {
         assert!(text.status.success());
         let docs = parse_documents(&String::from_utf8_lossy(&text.stdout)).expect("parse");
         let objs: Vec<Value> = docs.into_iter().map(|d| d.value).collect();
-        let v = one(&objs, "ValidatingWebhookConfiguration", "kube-system release");
+        let v = one(
+            &objs,
+            "ValidatingWebhookConfiguration",
+            "kube-system release",
+        );
         let entries = v["webhooks"].as_array().expect("webhooks");
         assert_eq!(entries.len(), 1);
         assert_eq!(
@@ -655,7 +671,11 @@ fn webhooks_service_and_server_agree_on_ports_and_paths() {
         let deployment = one(&objs, "Deployment", &ctx);
         let pod = &deployment["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
-        assert_eq!(c["command"], json!(["/usr/local/bin/daemonset-guard"]), "{ctx}");
+        assert_eq!(
+            c["command"],
+            json!(["/usr/local/bin/daemonset-guard"]),
+            "{ctx}"
+        );
         let args = strs(&c["args"]);
         assert_eq!(args.first(), Some(&"serve"), "{ctx}: {args:?}");
         let listen = port_of(flag_value(&args, "--listen").expect("--listen"));
@@ -708,7 +728,10 @@ fn webhooks_service_and_server_agree_on_ports_and_paths() {
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
         ] {
-            for w in one(&objs, k, &ctx)["webhooks"].as_array().expect("webhooks") {
+            for w in one(&objs, k, &ctx)["webhooks"]
+                .as_array()
+                .expect("webhooks")
+            {
                 let port = &w["clientConfig"]["service"]["port"];
                 let sp = service["spec"]["ports"]
                     .as_array()
@@ -732,11 +755,7 @@ fn webhooks_service_and_server_agree_on_ports_and_paths() {
             .expect("https Service port");
         assert_eq!(
             url,
-            format!(
-                "https://{}.{NAMESPACE}.svc:{}/lint",
-                fullname(),
-                sp["port"]
-            ),
+            format!("https://{}.{NAMESPACE}.svc:{}/lint", fullname(), sp["port"]),
             "{ctx}"
         );
     }
@@ -825,8 +844,7 @@ fn values_schema_knows_exactly_the_engines_rule_ids() {
 /// Every value in values.yaml is described by the schema and listed in the chart README.
 #[test]
 fn every_value_is_in_the_schema_and_the_readme() {
-    let values_text =
-        std::fs::read_to_string(chart().join("values.yaml")).expect("values.yaml");
+    let values_text = std::fs::read_to_string(chart().join("values.yaml")).expect("values.yaml");
     let values = parse_documents(&values_text).expect("values.yaml parses");
     let readme = std::fs::read_to_string(chart().join("README.md")).expect("chart README.md");
     let schema = schema();
@@ -840,7 +858,8 @@ fn every_value_is_in_the_schema_and_the_readme() {
         };
         out.push((path.clone(), described, children.is_none()));
         for (k, child) in children.into_iter().flat_map(|(map, props)| {
-            map.iter().map(move |(k, c)| (k, (c, props.get(k).cloned())))
+            map.iter()
+                .map(move |(k, c)| (k, (c, props.get(k).cloned())))
         }) {
             let p = if path.is_empty() {
                 k.clone()
@@ -913,7 +932,9 @@ fn pod_specs(objs: &[Value]) -> Vec<(String, &Value)> {
         .filter_map(|o| {
             let spec = match kind(o) {
                 "Pod" => &o["spec"],
-                "Deployment" | "Job" | "DaemonSet" | "StatefulSet" => &o["spec"]["template"]["spec"],
+                "Deployment" | "Job" | "DaemonSet" | "StatefulSet" => {
+                    &o["spec"]["template"]["spec"]
+                }
                 _ => return None,
             };
             Some((format!("{} {}", kind(o), name(o)), spec))
@@ -1105,8 +1126,14 @@ fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
         }
         // RBAC exists only while the hooks run, and before the Jobs that use it.
         for o in objs.iter().filter(|o| {
-            ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
-                .contains(&kind(o))
+            [
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
+            ]
+            .contains(&kind(o))
                 && name(o) == sa
         }) {
             let a = &o["metadata"]["annotations"];
@@ -1156,7 +1183,10 @@ fn availability_follows_replicas_and_autoscaling() {
         let spread = &d["spec"]["template"]["spec"]["topologySpreadConstraints"];
         let by_node = spread
             .as_array()
-            .and_then(|a| a.iter().find(|c| c["topologyKey"] == "kubernetes.io/hostname"))
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["topologyKey"] == "kubernetes.io/hostname")
+            })
             .expect("spread across nodes");
         assert_eq!(by_node["whenUnsatisfiable"], "DoNotSchedule");
         assert_eq!(
@@ -1184,7 +1214,11 @@ fn availability_follows_replicas_and_autoscaling() {
         assert_eq!(h["spec"]["minReplicas"], 2);
         assert_eq!(find(&hpa, "PodDisruptionBudget").len(), 1);
 
-        let np = render(helm, "network-policy", &["networkPolicy.enabled=true".into()]);
+        let np = render(
+            helm,
+            "network-policy",
+            &["networkPolicy.enabled=true".into()],
+        );
         let n = one(&np, "NetworkPolicy", "network-policy");
         assert_eq!(n["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
         assert!(n["spec"].get("egress").is_none(), "no egress at all");
@@ -1229,7 +1263,9 @@ fn helm_test_pod_lints_an_admissible_daemonset_and_sees_only_the_ca() {
             .into_iter()
             .find(|c| name(c) == format!("{}-test", fullname()))
             .expect("test ConfigMap");
-        let manifest = cm["data"]["daemonset.yaml"].as_str().expect("daemonset.yaml");
+        let manifest = cm["data"]["daemonset.yaml"]
+            .as_str()
+            .expect("daemonset.yaml");
         let file = args.last().expect("file arg");
         assert_eq!(*file, "/manifests/daemonset.yaml", "{ctx}");
         let doc = parse_documents(manifest).expect("test manifest parses");
