@@ -945,14 +945,9 @@ fn pod_specs(objs: &[Value]) -> Vec<(String, &Value)> {
 /// The "restricted" Pod Security Standard (plus a read-only root filesystem, which the chart
 /// also promises).
 fn assert_restricted(ctx: &str, spec: &Value) {
-    for f in ["hostNetwork", "hostPID", "hostIPC", "hostUsers"] {
+    for f in ["hostNetwork", "hostPID", "hostIPC"] {
         let v = &spec[f];
-        let ok = if f == "hostUsers" {
-            v.is_null() || v == &json!(true) || v == &json!(false)
-        } else {
-            v.is_null() || v == &json!(false)
-        };
-        assert!(ok, "{ctx}: {f}={v}");
+        assert!(v.is_null() || v == &json!(false), "{ctx}: {f}={v}");
     }
     let allowed_volumes = [
         "configMap",
