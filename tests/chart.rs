@@ -560,7 +560,7 @@ fn ca_bundle_is_owned_by_exactly_one_writer() {
         let jobs = find(&objs, "Job");
         assert_eq!(
             jobs.len(),
-            if mode == "certsGen" { 2 } else { 0 },
+            if mode == "certsGen" { 3 } else { 0 },
             "{ctx}: certs-gen Jobs"
         );
     }
@@ -581,10 +581,19 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
             .iter()
             .find(|j| args(j).first().map(String::as_str) == Some("create"))
             .expect("create Job");
-        let patch = jobs
+        let patches: Vec<&Value> = jobs
             .iter()
-            .find(|j| args(j).first().map(String::as_str) == Some("patch"))
-            .expect("patch Job");
+            .filter(|j| args(j).first().map(String::as_str) == Some("patch"))
+            .copied()
+            .collect();
+        let patch = *patches
+            .iter()
+            .find(|j| hooks(j).contains("post-install"))
+            .expect("post-install patch Job");
+        let early = *patches
+            .iter()
+            .find(|j| hooks(j).contains("pre-upgrade"))
+            .expect("pre-upgrade patch Job");
         assert_eq!(
             hooks(create),
             BTreeSet::from(["pre-install", "pre-upgrade"])
@@ -593,6 +602,20 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
             hooks(patch),
             BTreeSet::from(["post-install", "post-upgrade"])
         );
+        // On upgrade the caBundle must carry the rotated CA (new + previous) before running pods
+        // can pick up a rotated certificate: the early patch runs right after create.
+        assert_eq!(hooks(early), BTreeSet::from(["pre-upgrade"]));
+        let weight = |j: &Value| -> i64 {
+            j["metadata"]["annotations"]["helm.sh/hook-weight"]
+                .as_str()
+                .and_then(|w| w.parse().ok())
+                .expect("hook weight")
+        };
+        assert!(
+            weight(create) < weight(early),
+            "create must run before the early patch"
+        );
+        assert_eq!(args(early), args(patch));
         let secret = format!("{}-tls", fullname());
         let svc = fullname();
         let mut expected_create = vec![
@@ -626,7 +649,7 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
                 &fullname(),
             ]
         );
-        for j in [create, patch] {
+        for j in [create, patch, early] {
             let c = &j["spec"]["template"]["spec"]["containers"][0];
             assert_eq!(c["command"], json!(["/usr/local/bin/certs-gen"]));
         }
