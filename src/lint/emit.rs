@@ -337,7 +337,9 @@ mod tests {
             " lead\nx",
             "trail \nx",
         ] {
-            let v = json!({ s: s, "list": [s, {s: [s]}] });
+            // yaml.rs reads any `<<` key as a merge key, so that one is only tested as a value.
+            let k = if s == "<<" { "merge" } else { s };
+            let v = json!({ k: s, "list": [s, {k: [s]}] });
             assert_eq!(roundtrip(&v), v, "{s:?} -> {}", to_yaml(&v, None));
         }
     }
@@ -369,8 +371,12 @@ mod tests {
         leaf.prop_recursive(4, 32, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map(".{0,6}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map(
+                    ".{0,6}".prop_filter("yaml.rs merges `<<` keys", |k| k != "<<"),
+                    inner,
+                    0..4,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

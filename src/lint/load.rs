@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::report::{ErrorKind, InputError, Locator, Skipped};
 use crate::policy::escape_token;
 use crate::yaml::{self, Document};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use libyaml_safer::{EventData, Parser};
+use std::collections::HashMap;
 
 /// API versions under which DaemonSets used to be served; Kubernetes 1.16 stopped serving them.
 pub const REMOVED_API_VERSIONS: &[&str] = &["extensions/v1beta1", "apps/v1beta2"];
@@ -320,83 +320,64 @@ pub(crate) fn check_alias_expansion(text: &str) -> Result<(), yaml::YamlError> {
     if !text.contains('*') {
         return Ok(());
     }
-    let mut counter = AliasCounter::default();
-    let mut parser = Parser::new_from_str(text);
-    // Syntax errors are reported by the real parse, with the same positions.
-    let _ = parser.load(&mut counter, true);
-    match counter.exceeded {
-        Some(mark) => Err(yaml::YamlError {
-            document: counter.document,
-            line: mark.line(),
-            column: mark.col() + 1,
-            message: format!(
-                "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing to expand them"
-            ),
-        }),
-        None => Ok(()),
-    }
-}
-
-#[derive(Default)]
-struct AliasCounter {
-    /// Values in each open collection (itself included), with its anchor id.
-    open: Vec<(u64, usize)>,
-    /// Expanded size of each anchored node.
-    anchors: std::collections::HashMap<usize, u64>,
-    total: u64,
-    document: usize,
-    exceeded: Option<Marker>,
-}
-
-impl AliasCounter {
-    fn add(&mut self, n: u64, anchor: usize, mark: Marker) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, n);
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    // Values in each open collection, with its anchor.
+    let mut open: Vec<(u64, Option<String>)> = Vec::new();
+    let mut anchors: HashMap<String, u64> = HashMap::new();
+    let mut total: u64 = 0;
+    let mut document = 0;
+    // Syntax errors are left to the real parse, which reports them with the same positions.
+    while let Ok(event) = parser.parse() {
+        let (n, anchor) = match event.data {
+            EventData::StreamEnd => return Ok(()),
+            EventData::DocumentEnd { .. } => {
+                document += 1;
+                total = 0;
+                anchors.clear();
+                continue;
+            }
+            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
+                open.push((1, anchor));
+                continue;
+            }
+            EventData::SequenceEnd | EventData::MappingEnd => {
+                // The collection's values were counted as they came; pass its size up.
+                let Some((size, anchor)) = open.pop() else {
+                    continue;
+                };
+                if let Some(a) = anchor {
+                    anchors.insert(a, size);
+                }
+                if let Some((parent, _)) = open.last_mut() {
+                    *parent = parent.saturating_add(size);
+                }
+                continue;
+            }
+            EventData::Scalar { anchor, .. } => (1, anchor),
+            EventData::Alias { anchor } => (anchors.get(&anchor).copied().unwrap_or(1), None),
+            _ => continue,
+        };
+        if let Some(a) = anchor {
+            anchors.insert(a, n);
         }
-        if let Some((size, _)) = self.open.last_mut() {
+        if let Some((size, _)) = open.last_mut() {
             *size = size.saturating_add(n);
         }
-        self.total = self.total.saturating_add(n);
-        if self.total > MAX_EXPANDED_VALUES && self.exceeded.is_none() {
-            self.exceeded = Some(mark);
+        total = total.saturating_add(n);
+        if total > MAX_EXPANDED_VALUES {
+            return Err(yaml::YamlError {
+                document,
+                line: event.start_mark.line as usize + 1,
+                column: event.start_mark.column as usize + 1,
+                message: format!(
+                    "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing to expand them"
+                ),
+            });
         }
     }
-}
-
-impl MarkedEventReceiver for AliasCounter {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.exceeded.is_some() {
-            return;
-        }
-        match ev {
-            Event::Scalar(_, _, anchor, _) => self.add(1, anchor, mark),
-            Event::Alias(id) => {
-                let n = self.anchors.get(&id).copied().unwrap_or(1);
-                self.add(n, 0, mark);
-            }
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
-                self.open.push((1, anchor));
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((size, anchor)) = self.open.pop() {
-                    // The collection's own values were counted in `total` as they came;
-                    // only its size is passed up to the parent and the anchor table.
-                    if anchor > 0 {
-                        self.anchors.insert(anchor, size);
-                    }
-                    if let Some((parent, _)) = self.open.last_mut() {
-                        *parent = parent.saturating_add(size);
-                    }
-                }
-            }
-            Event::DocumentEnd => {
-                self.document += 1;
-                self.total = 0;
-                self.anchors.clear();
-            }
-            _ => {}
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -351,34 +351,11 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
     linted
 }
 
-/// How many closing brackets [`parse`] re-indents before giving up.
-const MAX_BRACKET_SHIFTS: usize = 16;
-
-/// `yaml::parse_documents`, accepting one thing yaml-rust2 refuses and Go's YAML (hence kubectl
-/// and the API server) accepts: a flow sequence whose closing `]` sits at its parent's
-/// indentation (Elastic's Beats manifests write `args: [` ... `]` so). Only a line that starts
-/// with `]` is shifted, one space at a time; `]` cannot start a line in block context, so this
-/// never changes what a valid document means, and columns elsewhere stay exact.
+/// `yaml::parse_documents`, after refusing alias bombs (see
+/// [`load::MAX_EXPANDED_VALUES`]): the one parse every linted input goes through.
 pub fn parse(text: &str) -> Result<Vec<Document>, yaml::YamlError> {
-    super::load::check_alias_expansion(text)?;
-    let first = match yaml::parse_documents(text) {
-        Err(e) if e.message == "invalid indentation" => e,
-        other => return other,
-    };
-    let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
-    let mut err = first.clone();
-    for _ in 0..MAX_BRACKET_SHIFTS {
-        match err.line.checked_sub(1).and_then(|i| lines.get_mut(i)) {
-            Some(line) if line.trim_start().starts_with(']') => line.insert(0, ' '),
-            _ => return Err(first),
-        }
-        match yaml::parse_documents(&lines.concat()) {
-            Err(e) if e.message == "invalid indentation" => err = e,
-            Err(_) => return Err(first),
-            ok => return ok,
-        }
-    }
-    Err(first)
+    load::check_alias_expansion(text)?;
+    yaml::parse_documents(text)
 }
 
 /// Builds the run's report from linted inputs (and errors of inputs that could not be read).
