@@ -1,5 +1,28 @@
-//! The lint report (stable JSON, documented in the README) and the one code path that builds it,
-//! shared by the CLI and `/lint`.
+//! The lint report (stable JSON) and the one code path that builds it, shared by the CLI and
+//! `/lint`.
+//!
+//! Shape (`version` 1; fields are only added, never renamed or removed, without a version bump):
+//! ```text
+//! { "version": 1, "operation": "CREATE", "defaultNamespace": "default",
+//!   "files": [{ "source": "ds.yaml",
+//!     "objects": [{ "document": 0, "item": null, "apiVersion": "apps/v1", "kind": "DaemonSet",
+//!       "namespace": "logging", "name": "agent", "line": 5, "column": 1,
+//!       "findings": [{ "rule": "security-privileged", "mode": "enforce",
+//!         "path": "/spec/template/spec/containers/0/securityContext/privileged",
+//!         "message": "container \"agent\": ...", "fixed": false, "line": 28, "column": 25 }],
+//!       "verdict": { "allowed": false, "deniedBy": "validating", "message": "DaemonSet logging/agent:\n  [...] ...",
+//!         "warnings": ["..."] },
+//!       "patch": [{ "op": "add", "path": "...", "value": {} }],
+//!       "mutated": { "apiVersion": "apps/v1", ... } }],
+//!     "skipped": [{ "document": 1, "item": null, "apiVersion": "v1", "kind": "ConfigMap",
+//!       "namespace": "logging", "name": "cfg", "reason": "a ConfigMap, not a DaemonSet" }] }],
+//!   "errors": [{ "source": "x.yaml", "kind": "syntax", "document": 0, "line": 3, "column": 5,
+//!     "path": null, "message": "invalid YAML: ..." }],
+//!   "summary": { "files": 1, "daemonsets": 1, "allowed": 0, "denied": 1, "skipped": 1,
+//!     "errors": 0, "enforce": 4, "warn": 2, "fixed": 4 } }
+//! ```
+//! `/lint` answers 400/413/415 with `{ "version": 1, "error": "<first error, one line>",
+//! "errors": [<same objects as above>] }`.
 
 use std::fmt;
 
@@ -675,6 +698,12 @@ mod tests {
         let e = parse("a:\n  b: 1\n c: 2\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(parse("a: 1\n]\n").is_err());
+    }
+
+    #[test]
+    fn columns_count_characters_as_sarif_is_told() {
+        let doc = &parse("{ü: 1, b: 2}\n").unwrap()[0];
+        assert_eq!(doc.locations["/b"], Location { line: 1, column: 11 });
     }
 
     #[test]
