@@ -703,7 +703,13 @@ mod tests {
     #[test]
     fn columns_count_characters_as_sarif_is_told() {
         let doc = &parse("{ü: 1, b: 2}\n").unwrap()[0];
-        assert_eq!(doc.locations["/b"], Location { line: 1, column: 11 });
+        assert_eq!(
+            doc.locations["/b"],
+            Location {
+                line: 1,
+                column: 11
+            }
+        );
     }
 
     #[test]
