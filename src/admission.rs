@@ -29,6 +29,9 @@ const WARNING_MAX_CHARS: usize = 256;
 /// webhooks and deprecation notices; keeping ours under 3 KiB leaves them room.
 const WARNINGS_MAX_BYTES: usize = 3 * 1024;
 
+/// [`Outcome::skip_reason`] of a request about another kind of object.
+pub const SKIP_NOT_DAEMONSET: &str = "not an apps/v1 DaemonSet";
+
 /// Which webhook is being called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -342,7 +345,7 @@ pub fn review(
     } else if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         Some("subresource request")
     } else if !is_daemonset(&req)? {
-        Some("not an apps/v1 DaemonSet")
+        Some(SKIP_NOT_DAEMONSET)
     } else {
         None
     };
@@ -505,11 +508,10 @@ fn field_path(pointer: &str) -> String {
         return "the object".to_string();
     }
     let mut out = String::with_capacity(pointer.len());
-    for token in pointer.trim_start_matches('/').split('/') {
+    for token in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
         let token = token.replace("~1", "/").replace("~0", "~");
-        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
-            let _ = write!(out, "[{token}]");
-        } else if token.contains(['.', '/']) || token.is_empty() {
+        let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+        if index || token.is_empty() || token.contains(['.', '/']) {
             let _ = write!(out, "[{token}]");
         } else {
             if !out.is_empty() {
