@@ -103,6 +103,7 @@ async fn mutate(State(app): State<Arc<App>>, req: Request) -> Response {
 
 async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
     let start = Instant::now();
+    let _in_flight = app.metrics.in_flight();
     let body = match read_body(&app, req).await {
         Ok(body) => body,
         Err(resp) => {

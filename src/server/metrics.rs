@@ -72,6 +72,7 @@ pub struct Metrics {
     cert_last_reload_ok: Gauge,
     cert_expiry: Gauge,
     handshake_failures: Counter,
+    in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -145,7 +146,14 @@ impl Metrics {
             "TLS handshakes that failed or timed out (plain HTTP, old TLS versions, missing client certificate)",
             handshake_failures.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Admission requests being read or evaluated now",
+            in_flight.clone(),
+        );
         Metrics {
+            in_flight,
             registry,
             requests,
             findings,
@@ -231,11 +239,27 @@ impl Metrics {
         self.handshake_failures.inc();
     }
 
+    /// Counts a request in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(8 * 1024);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// Decrements the in-flight gauge when dropped (also when the client goes away mid-request).
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -275,6 +299,7 @@ mod tests {
             "daemonset_guard_certificate_reloads_total{result=\"success\"} 1",
             "daemonset_guard_certificate_expiry_timestamp_seconds 1900000000",
             "daemonset_guard_tls_handshake_failures_total 0",
+            "daemonset_guard_requests_in_flight 0",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
