@@ -171,7 +171,21 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Reads the body within the size limit and the request timeout. An error response to an
+/// HTTP/1.1 request also closes the connection: the rest of the body is never read, so the
+/// connection cannot carry another request, and saying so keeps the client from reusing it.
 async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
+    read_body_inner(app, req).await.map_err(|mut resp| {
+        if http1 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    })
+}
+
+async fn read_body_inner(app: &App, req: Request) -> Result<Bytes, Response> {
     let headers = req.headers();
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
