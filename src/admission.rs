@@ -550,18 +550,13 @@ fn fit_warnings<'a>(messages: impl Iterator<Item = &'a str>) -> Vec<String> {
 
 fn one_line(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(WARNING_MAX_CHARS * 4));
-    let mut chars = 0;
-    let mut truncated = false;
-    for c in message.chars() {
-        if chars == WARNING_MAX_CHARS - 1 {
-            truncated = true;
+    let fits = message.chars().nth(WARNING_MAX_CHARS).is_none();
+    for (i, c) in message.chars().enumerate() {
+        if !fits && i == WARNING_MAX_CHARS - 1 {
+            out.push('…');
             break;
         }
         out.push(if c.is_control() { ' ' } else { c });
-        chars += 1;
-    }
-    if truncated {
-        out.push('…');
     }
     out
 }
@@ -949,6 +944,12 @@ mod tests {
         let kept = w.len() - 1;
         assert_eq!(last, &format!("and {} more warnings: run `daemonset-guard lint` on the manifest for the full list", 200 - kept));
         assert!(kept > 10);
+
+        let exact = "z".repeat(WARNING_MAX_CHARS);
+        assert_eq!(
+            fit_warnings([exact.as_str()].into_iter()),
+            vec![exact.clone()]
+        );
 
         let few = ["a", "b"];
         assert_eq!(fit_warnings(few.into_iter()), vec!["a", "b"]);

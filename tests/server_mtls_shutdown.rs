@@ -141,5 +141,8 @@ async fn sigterm_drains_requests_in_flight_then_exits_zero() {
     assert_eq!(status.code(), Some(0));
     let logs = server.logs().join("\n");
     assert!(logs.contains("all connections drained"), "{logs}");
-    assert!(logs.contains("\"message\":\"stopped\",\"signal\":\"SIGTERM\""), "{logs}");
+    assert!(
+        logs.contains("\"message\":\"stopped\",\"signal\":\"SIGTERM\""),
+        "{logs}"
+    );
 }

@@ -34,7 +34,10 @@ fn keep_calling(
                     assert_eq!(v["response"]["uid"], "97c0bc7a-2380-43ec-ac2a-4129a966c562");
                     ok.fetch_add(1, Ordering::SeqCst);
                 }
-                Ok(r) => failed.lock().unwrap().push(format!("status {}", r.status())),
+                Ok(r) => failed
+                    .lock()
+                    .unwrap()
+                    .push(format!("status {}", r.status())),
                 Err(e) => failed.lock().unwrap().push(format!("{e:?}")),
             }
         }
@@ -118,8 +121,13 @@ async fn certificate_rotation_under_traffic() {
     for c in callers {
         c.await.unwrap();
     }
-    let failed = failed.lock().unwrap();
-    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    let failed = failed.lock().unwrap().clone();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(ok.load(Ordering::SeqCst) > 20);
     // The gauge follows the certificate now served.
     let expiry = server
@@ -129,8 +137,10 @@ async fn certificate_rotation_under_traffic() {
 }
 
 /// Policies that load whatever rules exist: no rule ids named, no quantities.
-const POLICY_A: &str = "resources:\n  defaults: {}\nexemptions: []\nallowAnnotationExemptions: false\n";
-const POLICY_B: &str = "resources:\n  defaults: {}\nexemptions: []\nallowAnnotationExemptions: true\n";
+const POLICY_A: &str =
+    "resources:\n  defaults: {}\nexemptions: []\nallowAnnotationExemptions: false\n";
+const POLICY_B: &str =
+    "resources:\n  defaults: {}\nexemptions: []\nallowAnnotationExemptions: true\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_reload_valid_and_invalid() {
@@ -151,7 +161,10 @@ async fn policy_reload_valid_and_invalid() {
 
     write_atomically(&path, "allowAnnotationExemptions: maybe\n");
     server
-        .wait_for_metric("daemonset_guard_config_reloads_total{result=\"failure\"}", 1.0)
+        .wait_for_metric(
+            "daemonset_guard_config_reloads_total{result=\"failure\"}",
+            1.0,
+        )
         .await;
     let line = server.wait_for_log("with the exact error", |v| {
         v["message"] == "new policy rejected; keeping the last good policy"
@@ -162,17 +175,24 @@ async fn policy_reload_valid_and_invalid() {
         "{error}"
     );
     assert_eq!(
-        server.metric("daemonset_guard_config_last_reload_successful").await,
+        server
+            .metric("daemonset_guard_config_last_reload_successful")
+            .await,
         0.0
     );
     call().await;
 
     write_atomically(&path, POLICY_B);
     server
-        .wait_for_metric("daemonset_guard_config_reloads_total{result=\"success\"}", 1.0)
+        .wait_for_metric(
+            "daemonset_guard_config_reloads_total{result=\"success\"}",
+            1.0,
+        )
         .await;
     assert_eq!(
-        server.metric("daemonset_guard_config_last_reload_successful").await,
+        server
+            .metric("daemonset_guard_config_last_reload_successful")
+            .await,
         1.0
     );
     call().await;
@@ -189,12 +209,21 @@ fn invalid_policy_at_startup_stops_with_the_error() {
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, "rules: [oops\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_daemonset-guard"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--config")
         .arg(&path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: ") && stderr.contains("policy.yaml"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("policy.yaml"),
+        "{stderr}"
+    );
 }
