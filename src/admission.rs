@@ -890,6 +890,38 @@ mod tests {
     }
 
     #[test]
+    fn mutate_denies_the_selector_change_fixture() {
+        let r = run(Endpoint::Mutate, &fixture("update-selector-change.json"));
+        assert_eq!(r.outcome.verdict, Verdict::Denied);
+        let msg = &r.reply.response.status.message;
+        assert!(
+            msg.starts_with("DaemonSet default/busybox-minimal:\n  [selector-immutable] "),
+            "{msg}"
+        );
+        assert!(msg.ends_with("(at spec.selector)"), "{msg}");
+        assert!(r.reply.response.patch.is_none());
+    }
+
+    #[test]
+    fn validate_denies_what_mutation_would_have_fixed_but_did_not() {
+        // Captured on the validating path behind a mutating webhook that returned no patch.
+        let body = fixture("create-busybox-minimal.json");
+        let m = run(Endpoint::Mutate, &body);
+        assert_eq!(m.outcome.verdict, Verdict::Patched);
+        assert!(m
+            .outcome
+            .findings
+            .contains(&("resources-requests-missing", Mode::Enforce)));
+        let v = run(Endpoint::Validate, &body);
+        assert_eq!(v.outcome.verdict, Verdict::Denied);
+        let msg = &v.reply.response.status.message;
+        assert!(
+            msg.contains("[resources-requests-missing] container \"busybox\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn dry_run_gets_the_same_answer() {
         let body = fixture("dry-run-create.json");
         let mut req: Value = serde_json::from_slice(&body).unwrap();

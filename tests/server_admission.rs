@@ -5,6 +5,9 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
+use daemonset_guard::config::Policy;
+use daemonset_guard::policy;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::core::admission::AdmissionReview;
 use kube::core::DynamicObject;
 use serde_json::{json, Value};
@@ -77,7 +80,6 @@ fn uid(body: &[u8]) -> Value {
 async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
     let client = client(ca_pem, http);
     let (validate, mutate) = (server.url("/validate"), server.url("/mutate"));
-    let selector_rule = daemonset_guard::policy::rule("selector-immutable").is_some();
     for (name, body) in fixtures() {
         let request: Value = serde_json::from_slice(&body).unwrap();
         let v = call(&client, &validate, http, &body).await;
@@ -91,12 +93,18 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
         );
 
         match name.as_str() {
+            "create-busybox-minimal.json" => {
+                // No resources and no control-plane toleration: /mutate fills them in.
+                assert_eq!(m["response"]["allowed"], true);
+                assert!(m["response"]["patch"].is_string(), "{m}");
+                assert!(!m["response"]["warnings"].as_array().unwrap().is_empty());
+            }
             "delete.json" => {
                 assert_eq!(v["response"]["allowed"], true);
                 assert_eq!(m["response"]["allowed"], true);
                 assert!(m["response"].get("patch").is_none());
             }
-            "update-selector-change.json" if selector_rule => {
+            "update-selector-change.json" => {
                 assert_eq!(m["response"]["allowed"], false, "{m}");
                 let msg = m["response"]["status"]["message"].as_str().unwrap();
                 assert!(
@@ -112,6 +120,56 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
             let msg = m["response"]["status"]["message"].as_str().unwrap();
             assert!(msg.contains("[selector-immutable]"), "{name}: {msg}");
             assert_eq!(name, "update-selector-change.json");
+        }
+
+        // The server answers what the engine decides for both webhooks together.
+        let op = request["request"]["operation"].as_str().unwrap();
+        if op == "CREATE" || op == "UPDATE" {
+            let object: DaemonSet =
+                serde_json::from_value(request["request"]["object"].clone()).unwrap();
+            let old: Option<DaemonSet> =
+                serde_json::from_value(request["request"]["oldObject"].clone()).unwrap();
+            let decision = policy::decide(
+                &policy::Request {
+                    object: &object,
+                    old_object: old.as_ref(),
+                    operation: op.parse().unwrap(),
+                    namespace: request["request"]["namespace"].as_str().unwrap(),
+                },
+                &Policy::default(),
+            )
+            .unwrap();
+            let mutate_allowed = policy::mutating_denials(&decision.mutation)
+                .next()
+                .is_none();
+            assert_eq!(m["response"]["allowed"], mutate_allowed, "{name}");
+            if mutate_allowed && !decision.mutation.patch.is_empty() {
+                let served: Value = serde_json::from_slice(
+                    &base64::engine::general_purpose::STANDARD
+                        .decode(m["response"]["patch"].as_str().unwrap())
+                        .unwrap(),
+                )
+                .unwrap();
+                assert_eq!(
+                    served,
+                    serde_json::to_value(&decision.mutation.patch).unwrap()
+                );
+                // /validate of the patched object decides as the engine does.
+                let mut patched = request.clone();
+                patched["request"]["object"] = serde_json::to_value(&decision.patched).unwrap();
+                let pv = call(
+                    &client,
+                    &validate,
+                    http,
+                    &serde_json::to_vec(&patched).unwrap(),
+                )
+                .await;
+                assert_eq!(
+                    pv["response"]["allowed"],
+                    decision.validation.allowed(),
+                    "{name}: {pv}"
+                );
+            }
         }
 
         // The patch applies to the request object, and the patched object needs no more patching.
