@@ -7,7 +7,6 @@
 //! DELETEs and subresource requests cost one scan of the bytes.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -482,45 +481,14 @@ fn reply(
 /// One message with every denial, one per line, as kubectl prints it after
 /// `admission webhook "..." denied the request: `.
 fn deny_status(outcome: &Outcome, denials: &[&policy::Finding]) -> ReplyStatus {
-    let mut message = format!("DaemonSet {}/{}:", outcome.namespace, outcome.name);
-    for f in denials {
-        let _ = write!(
-            message,
-            "\n  [{}] {} (at {})",
-            f.rule,
-            f.message,
-            field_path(&f.path)
-        );
-    }
+    let message =
+        policy::denial_message(&outcome.namespace, &outcome.name, denials.iter().copied());
     ReplyStatus {
         status: Some("Failure"),
         code: DENY_CODE,
         reason: DENY_REASON,
         message,
     }
-}
-
-/// Renders a JSON Pointer the way the API server names fields in its own errors:
-/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a key
-/// that contains `.` or `/` (labels, annotations) is written `[key]`.
-fn field_path(pointer: &str) -> String {
-    if pointer.is_empty() {
-        return "the object".to_string();
-    }
-    let mut out = String::with_capacity(pointer.len());
-    for token in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-        if index || token.is_empty() || token.contains(['.', '/']) {
-            let _ = write!(out, "[{token}]");
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&token);
-        }
-    }
-    out
 }
 
 /// Makes warnings survive the API server's limits: one line each, at most
@@ -933,26 +901,6 @@ mod tests {
             let wet = run(endpoint, &wet);
             assert!(!wet.outcome.dry_run);
             assert_eq!(to_json(&dry), to_json(&wet));
-        }
-    }
-
-    #[test]
-    fn field_paths_read_like_the_api_servers() {
-        let cases = [
-            (
-                "/spec/template/spec/containers/0/image",
-                "spec.template.spec.containers[0].image",
-            ),
-            (
-                "/metadata/annotations/kubectl.kubernetes.io~1restartedAt",
-                "metadata.annotations[kubectl.kubernetes.io/restartedAt]",
-            ),
-            ("/a~0b", "a~b"),
-            ("", "the object"),
-            ("/spec", "spec"),
-        ];
-        for (pointer, want) in cases {
-            assert_eq!(field_path(pointer), want, "{pointer}");
         }
     }
 

@@ -467,12 +467,12 @@ fn evaluate(
     let (denied_by, message) = if !mutation_denials.is_empty() {
         (
             Some(DeniedBy::Mutating),
-            Some(denial_message(namespace, name, mutation_denials)),
+            Some(policy::denial_message(namespace, name, mutation_denials)),
         )
     } else if !validation_denials.is_empty() {
         (
             Some(DeniedBy::Validating),
-            Some(denial_message(namespace, name, validation_denials)),
+            Some(policy::denial_message(namespace, name, validation_denials)),
         )
     } else {
         (None, None)
@@ -545,20 +545,6 @@ fn mutated(
         return Ok(v);
     }
     serde_json::to_value(patched).map_err(|e| format!("cannot serialise the patched object: {e}"))
-}
-
-/// The message admission returns when it denies: the object, then one finding per line with its
-/// rule id and path, as kubectl prints it after `denied the request: `.
-pub fn denial_message<'a>(
-    namespace: &str,
-    name: &str,
-    denials: impl IntoIterator<Item = &'a Finding>,
-) -> String {
-    let mut out = format!("DaemonSet {namespace}/{name}:");
-    for f in denials {
-        out.push_str(&format!("\n  [{}] {} (at {})", f.rule, f.message, f.path));
-    }
-    out
 }
 
 fn removed(
@@ -721,8 +707,8 @@ mod tests {
             fixed: false,
         };
         assert_eq!(
-            denial_message("ns", "ds", [&f]),
-            "DaemonSet ns/ds:\n  [security-privileged] container \"a\": privileged (at /spec/template/spec/containers/0/securityContext/privileged)"
+            policy::denial_message("ns", "ds", [&f]),
+            "DaemonSet ns/ds:\n  [security-privileged] container \"a\": privileged (at spec.template.spec.containers[0].securityContext.privileged)"
         );
     }
 

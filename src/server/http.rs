@@ -75,6 +75,7 @@ pub fn admission_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
+        .route("/lint", post(lint))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -165,6 +166,68 @@ async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
             )
         }
     }
+}
+
+/// `POST /lint`: the dry-run linter over raw manifests, with the policy in force. Read-only: it
+/// stores nothing and answers only the caller.
+async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
+    let start = Instant::now();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = match read_body(&app, req).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let query: crate::lint::LintQuery = match serde_urlencoded_query(&query) {
+        Ok(q) => q,
+        Err(message) => return status_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let policies = app.policies();
+    let run = move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy())
+        }))
+    };
+    // Linting a multi-document body can take longer than one review: keep it off the workers
+    // that serve admission requests.
+    let result = tokio::task::spawn_blocking(run).await;
+    match result {
+        Ok(Ok(answer)) => {
+            tracing::info!(
+                status = answer.status,
+                latency_us = micros(start.elapsed()),
+                "lint request"
+            );
+            let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (
+                code,
+                [(header::CONTENT_TYPE, answer.content_type)],
+                answer.body,
+            )
+                .into_response()
+        }
+        _ => {
+            tracing::error!("lint evaluation panicked");
+            status_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while linting; see the webhook's log",
+            )
+        }
+    }
+}
+
+/// Parses `/lint`'s query string with axum's own query decoder.
+fn serde_urlencoded_query(query: &str) -> Result<crate::lint::LintQuery, String> {
+    let uri: axum::http::Uri = format!("/lint?{query}")
+        .parse()
+        .map_err(|e| format!("invalid query string: {e}"))?;
+    axum::extract::Query::<crate::lint::LintQuery>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| format!("invalid query string: {}", e.body_text()))
 }
 
 fn micros(d: Duration) -> u64 {
