@@ -371,7 +371,7 @@ async fn not_found(req: Request) -> Response {
     status_response(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such path {:?}; the webhook serves POST /validate, POST /mutate, GET /healthz and GET /readyz",
+            "no such path {:?}; the webhook serves POST /validate, POST /mutate, POST /lint, GET /healthz and GET /readyz",
             req.uri().path()
         ),
     )
