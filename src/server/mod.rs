@@ -44,8 +44,8 @@ pub enum LogFormat {
 /// Arguments of `daemonset-guard serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address of the HTTPS admission listener (POST /validate, POST /mutate, GET /healthz,
-    /// GET /readyz).
+    /// Address of the HTTPS admission listener (POST /validate, POST /mutate, POST /lint,
+    /// GET /healthz, GET /readyz).
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Address of the plain-HTTP listener for GET /metrics, /healthz and /readyz.
