@@ -364,17 +364,7 @@ impl<'a> Ctx<'a> {
         path: String,
         message: String,
     ) -> bool {
-        let Some(mode) = self.mode(rule, image) else {
-            return false;
-        };
-        self.out.findings.push(Finding {
-            rule,
-            mode,
-            path,
-            message,
-            fixed: false,
-        });
-        true
+        self.record(rule, image, path, message, false)
     }
 
     /// Records a finding that `ops` fix, and queues the operations, unless the rule is off or
@@ -387,6 +377,21 @@ impl<'a> Ctx<'a> {
         message: String,
         ops: Vec<PatchOperation>,
     ) -> bool {
+        let recorded = self.record(rule, image, path, message, true);
+        if recorded {
+            self.out.patch.extend(ops);
+        }
+        recorded
+    }
+
+    fn record(
+        &mut self,
+        rule: &'static str,
+        image: Option<&str>,
+        path: String,
+        message: String,
+        fixed: bool,
+    ) -> bool {
         let Some(mode) = self.mode(rule, image) else {
             return false;
         };
@@ -395,9 +400,8 @@ impl<'a> Ctx<'a> {
             mode,
             path,
             message,
-            fixed: true,
+            fixed,
         });
-        self.out.patch.extend(ops);
         true
     }
 }
