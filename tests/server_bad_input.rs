@@ -28,6 +28,47 @@ async fn expect_status(resp: reqwest::Response, code: u16, want: &str) {
     assert!(msg.contains(want), "{msg:?} does not contain {want:?}");
 }
 
+/// POSTs a body of `send` bytes (optionally declaring `declared` bytes) and returns the answer
+/// while the body is still open.
+async fn over_limit(
+    client: &reqwest::Client,
+    url: &str,
+    declared: Option<u64>,
+    send: usize,
+) -> reqwest::Response {
+    let (mut tx, body) = http_body_util::Channel::<bytes::Bytes, std::io::Error>::new(4);
+    let sender = tokio::spawn(async move {
+        let mut left = send;
+        while left > 0 {
+            let n = left.min(64 * 1024);
+            if tx
+                .send_data(bytes::Bytes::from(vec![b' '; n]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            left -= n;
+        }
+        // Keep the body open: the answer has to come from the limit, not from the end of input.
+        let _open = tx;
+        std::future::pending::<()>().await;
+    });
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap(body));
+    if let Some(n) = declared {
+        req = req.header("content-length", n);
+    }
+    let resp = tokio::time::timeout(Duration::from_secs(30), req.send())
+        .await
+        .expect("no answer while the body was still open")
+        .unwrap();
+    sender.abort();
+    resp
+}
+
 async fn still_serving(server: &Server, client: &reqwest::Client) {
     let body = fixture("create-fluentd.json");
     let resp = post_review(client, &server.url("/validate"), body)
@@ -126,32 +167,19 @@ async fn wrong_method_path_encoding_and_size() {
             .unwrap();
         expect_status(r, 415, "Content-Encoding \"gzip\" is not supported").await;
 
-        // 50 MiB with a Content-Length, and 4 MiB streamed without one: both over the limit.
-        let big = vec![b' '; 50 * 1024 * 1024];
-        let r = post_review(&c, &server.url("/validate"), big)
-            .await
-            .unwrap();
-        expect_status(r, 413, "larger than 3670016 bytes (--max-body-bytes)").await;
-        let (mut tx, body) = http_body_util::Channel::<bytes::Bytes, std::io::Error>::new(4);
-        let sender = tokio::spawn(async move {
-            for _ in 0..64 {
-                if tx
-                    .send_data(bytes::Bytes::from(vec![b' '; 64 * 1024]))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let r = c
-            .post(server.url("/mutate"))
-            .body(reqwest::Body::wrap(body))
-            .send()
-            .await
-            .unwrap();
-        expect_status(r, 413, "larger than").await;
-        let _ = sender.await;
+        // Over the limit by declaration (Content-Length: 50 MiB, no byte of body sent yet) and by
+        // streaming (one byte past 3.5 MiB, chunked). The sender holds the body open until the
+        // answer arrives, so the server never closes with unread bytes in flight: that would turn
+        // its 413 into a TCP reset racing the answer, the client's problem rather than the server's.
+        let declared = over_limit(&c, &server.url("/validate"), Some(50 * 1024 * 1024), 0).await;
+        expect_status(
+            declared,
+            413,
+            "larger than 3670016 bytes (--max-body-bytes)",
+        )
+        .await;
+        let streamed = over_limit(&c, &server.url("/mutate"), None, 3_670_016 + 1).await;
+        expect_status(streamed, 413, "larger than").await;
         still_serving(&server, &c).await;
     }
 }
