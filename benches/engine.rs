@@ -11,6 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use daemonset_guard::admission::{self, Endpoint, Policies};
 use daemonset_guard::config::Policy;
 use daemonset_guard::policy::{self, Operation, Request};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -72,6 +73,7 @@ fn parse(body: &[u8]) -> Review {
 
 fn engine(c: &mut Criterion) {
     let policy = Policy::default();
+    let policies = Policies::new(policy.clone());
     for (name, body) in reviews() {
         let mut group = c.benchmark_group(name);
         group.throughput(Throughput::Bytes(body.len() as u64));
@@ -105,6 +107,16 @@ fn engine(c: &mut Criterion) {
                 policy::evaluate(&request, &policy)
             })
         });
+        // What the server does per request between reading the body and writing the reply.
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            group.bench_function(format!("admit-{}", endpoint.as_str()), |b| {
+                b.iter(|| {
+                    let reviewed = admission::review(endpoint, black_box(&body), &policies)
+                        .expect("the review is answered");
+                    serde_json::to_vec(&reviewed.reply).expect("the reply serializes")
+                })
+            });
+        }
         group.finish();
     }
 }

@@ -11,8 +11,9 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
@@ -21,11 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use daemonset_guard::server::tls;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -73,20 +73,14 @@ struct ResponseOut<'a> {
     allowed: bool,
 }
 
-fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<rustls::ServerConfig> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing {}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading a private key from {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+/// The server's own TLS setup (same provider, versions, ALPN and certificate resolver).
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
+    let cert_pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+    let provider = tls::provider();
+    let serving = tls::load_pair(&cert_pem, &key_pem, &provider)?;
+    let resolver = Arc::new(tls::CertResolver::new(serving.key));
+    Ok(tls::server_config(resolver, None, provider)?)
 }
 
 async fn admit(body: Bytes) -> Response {
@@ -122,6 +116,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     eprintln!("baseline listening on https://{}", listener.local_addr()?);
+    // The server's connection settings (`serve` defaults), so both pay for the same timers.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -135,14 +142,13 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("TCP_NODELAY: {e}");
         }
         let acceptor = acceptor.clone();
+        let builder = builder.clone();
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
         });
     }
 }
