@@ -58,6 +58,11 @@ struct Args {
     /// AdmissionReview sent on every request (re-serialized compactly, as the API server sends it).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/admission/create-fluentd.json"))]
     fixture: PathBuf,
+    /// Moves the fixture's DaemonSet to this namespace (request and object), e.g. out of
+    /// kube-system, whose default exemptions skip the security rules, to exercise the patch and
+    /// warning paths.
+    #[arg(long)]
+    namespace: Option<String>,
     /// Policy file passed to `serve --config` (default: the embedded policy).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -722,7 +727,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let (ca_pem, cert, key) = write_certs(tmp.path())?;
     let fixture = std::fs::read(&args.fixture)
         .with_context(|| format!("reading {}", args.fixture.display()))?;
-    let review: serde_json::Value = serde_json::from_slice(&fixture)?;
+    let mut review: serde_json::Value = serde_json::from_slice(&fixture)?;
+    if let Some(ns) = &args.namespace {
+        review["request"]["namespace"] = ns.as_str().into();
+        for field in ["object", "oldObject"] {
+            if let Some(meta) = review["request"][field].get_mut("metadata") {
+                meta["namespace"] = ns.as_str().into();
+            }
+        }
+    }
     let uid = review["request"]["uid"]
         .as_str()
         .context("the fixture has no request.uid")?
