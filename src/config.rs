@@ -332,7 +332,7 @@ impl Policy {
             invalid(&pointer, path, e.into_inner().to_string())
         })?;
 
-        for (id, _) in &policy.rules {
+        for id in policy.rules.keys() {
             if policy::rule(id).is_none() {
                 return Err(invalid(
                     &format!("/rules/{}", policy::escape_token(id)),

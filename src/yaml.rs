@@ -3,10 +3,8 @@
 
 use std::collections::HashMap;
 
+use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Yaml;
 
 use crate::policy::escape_token;
 
@@ -57,50 +55,79 @@ pub struct YamlError {
 /// whoever walks the value later (serde_json's own limit is 128).
 pub const MAX_DEPTH: usize = 128;
 
-/// Parses a stream of YAML documents. Empty documents (e.g. a trailing `---`) are dropped, but
-/// document indexes keep counting them so they match what an editor shows.
+/// Parses a stream of YAML documents with libyaml's grammar (what kubectl's YAML reader accepts,
+/// including flow sequences closed at their parent's indentation). Empty documents (e.g. a
+/// trailing `---`) are dropped, but document indexes keep counting them so they match what an
+/// editor shows.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let m = e.marker();
-        return Err(YamlError {
-            document: builder.doc_index,
-            line: m.line(),
-            column: m.col() + 1,
-            message: e.info().to_string(),
-        });
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    loop {
+        let event = match parser.parse() {
+            Ok(ev) => ev,
+            Err(e) => {
+                let (line, column) = e
+                    .problem_mark()
+                    .map_or((0, 0), |m| (m.line as usize + 1, m.column as usize + 1));
+                let message = match e.context() {
+                    Some(ctx) => format!("{} {}", ctx, e.problem()),
+                    None => e.problem().to_string(),
+                };
+                return Err(YamlError {
+                    document: builder.doc_index,
+                    line,
+                    column,
+                    message,
+                });
+            }
+        };
+        let done = matches!(event.data, EventData::StreamEnd);
+        builder.on_event(event.data, event.start_mark);
+        if let Some(err) = builder.error.take() {
+            return Err(err);
+        }
+        if done {
+            return Ok(builder.docs);
+        }
     }
-    if let Some(err) = builder.error {
-        return Err(err);
-    }
-    Ok(builder.docs)
 }
 
 enum Frame {
     Seq(Vec<Value>, String),
-    Map(Map<String, Value>, String, Option<String>),
+    /// The mapping, its pointer, the pending key, and the mappings merged in with `<<` (applied
+    /// when the mapping closes, so its own keys win whatever their order).
+    Map(
+        Map<String, Value>,
+        String,
+        Option<String>,
+        Vec<Map<String, Value>>,
+    ),
 }
 
 #[derive(Default)]
 struct Builder {
     docs: Vec<Document>,
     doc_index: usize,
-    stack: Vec<(Frame, usize)>,
+    stack: Vec<(Frame, Option<String>)>,
     locations: HashMap<String, Location>,
-    anchors: HashMap<usize, Value>,
+    anchors: HashMap<String, Value>,
     root: Option<Value>,
     error: Option<YamlError>,
-    in_doc: bool,
 }
 
+/// The YAML merge key (`<<: *defaults`), which go-yaml (and so kubectl) honours.
+const MERGE_KEY: &str = "<<";
+
 impl Builder {
-    fn fail(&mut self, mark: Marker, message: String) {
+    fn fail(&mut self, mark: Mark, message: String) {
         if self.error.is_none() {
+            let l = location(mark);
             self.error = Some(YamlError {
                 document: self.doc_index,
-                line: mark.line(),
-                column: mark.col() + 1,
+                line: l.line,
+                column: l.column,
                 message,
             });
         }
@@ -111,21 +138,22 @@ impl Builder {
         match self.stack.last() {
             None => Some(String::new()),
             Some((Frame::Seq(items, base), _)) => Some(format!("{base}/{}", items.len())),
-            Some((Frame::Map(_, base, Some(key)), _)) => {
+            Some((Frame::Map(_, base, Some(key), _), _)) => {
                 Some(format!("{base}/{}", escape_token(key)))
             }
-            Some((Frame::Map(_, _, None), _)) => None,
+            Some((Frame::Map(_, _, None, _), _)) => None,
         }
     }
 
-    fn insert(&mut self, value: Value, anchor: usize, mark: Marker) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+    fn insert(&mut self, value: Value, anchor: Option<String>, mark: Mark) {
+        if let Some(a) = anchor {
+            self.anchors.insert(a, value.clone());
         }
+        let mut failure = None;
         match self.stack.last_mut() {
             None => self.root = Some(value),
             Some((Frame::Seq(items, _), _)) => items.push(value),
-            Some((Frame::Map(map, _, key), _)) => match key.take() {
+            Some((Frame::Map(map, _, key, merges), _)) => match key.take() {
                 None => {
                     let k = match value {
                         Value::String(s) => s,
@@ -138,64 +166,80 @@ impl Builder {
                         }
                     };
                     if map.contains_key(&k) {
-                        self.fail(mark, format!("duplicate key {k:?} in mapping"));
-                        return;
+                        failure = Some(format!("duplicate key {k:?} in mapping"));
+                    } else {
+                        *key = Some(k);
                     }
-                    *key = Some(k);
                 }
+                Some(k) if k == MERGE_KEY => match value {
+                    Value::Object(m) => merges.push(m),
+                    Value::Array(items) => {
+                        merges.extend(items.into_iter().filter_map(|v| match v {
+                            Value::Object(m) => Some(m),
+                            _ => None,
+                        }))
+                    }
+                    _ => {
+                        failure =
+                            Some("the merge key << needs a mapping or a list of mappings".into())
+                    }
+                },
                 Some(k) => {
                     map.insert(k, value);
                 }
             },
         }
+        if let Some(msg) = failure {
+            self.fail(mark, msg);
+        }
     }
 
-    fn open(&mut self, frame_for: impl FnOnce(String) -> Frame, anchor: usize, mark: Marker) {
+    fn open(
+        &mut self,
+        frame_for: impl FnOnce(String) -> Frame,
+        anchor: Option<String>,
+        mark: Mark,
+    ) {
         if self.stack.len() >= MAX_DEPTH {
             self.fail(mark, format!("nesting deeper than {MAX_DEPTH} levels"));
+            return;
         }
         let ptr = match self.next_pointer() {
             Some(p) => p,
             None => {
                 self.fail(mark, "a mapping key must be a scalar".into());
-                String::new()
+                return;
             }
         };
         self.locations.entry(ptr.clone()).or_insert(location(mark));
         self.stack.push((frame_for(ptr), anchor));
     }
 
-    fn close(&mut self, mark: Marker) {
+    fn close(&mut self, mark: Mark) {
         if let Some((frame, anchor)) = self.stack.pop() {
             let value = match frame {
                 Frame::Seq(items, _) => Value::Array(items),
-                Frame::Map(map, _, _) => Value::Object(map),
+                Frame::Map(mut map, _, _, merges) => {
+                    for source in merges {
+                        for (k, v) in source {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                    Value::Object(map)
+                }
             };
             self.insert(value, anchor, mark);
         }
     }
-}
 
-fn location(mark: Marker) -> Location {
-    Location {
-        line: mark.line(),
-        column: mark.col() + 1,
-    }
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        if self.error.is_some() {
-            return;
-        }
+    fn on_event(&mut self, ev: EventData, mark: Mark) {
         match ev {
-            Event::DocumentStart => {
-                self.in_doc = true;
+            EventData::DocumentStart { .. } => {
                 self.root = None;
                 self.locations = HashMap::new();
                 self.anchors.clear();
             }
-            Event::DocumentEnd => {
+            EventData::DocumentEnd { .. } => {
                 if let Some(value) = self.root.take() {
                     if !value.is_null() {
                         self.docs.push(Document {
@@ -206,69 +250,180 @@ impl MarkedEventReceiver for Builder {
                     }
                 }
                 self.doc_index += 1;
-                self.in_doc = false;
             }
-            Event::Scalar(text, style, anchor, tag) => {
-                if let Some(ptr) = self.next_pointer() {
-                    self.locations.entry(ptr).or_insert(location(mark));
-                }
-                match scalar(text, style, tag.as_ref()) {
+            EventData::Scalar {
+                anchor,
+                tag,
+                value,
+                style,
+                ..
+            } => {
+                let Some(ptr) = self.next_pointer() else {
+                    // Keys keep their text: `y:` or `on:` is a key named "y" or "on", not `true`.
+                    self.insert(Value::String(value), anchor, mark);
+                    return;
+                };
+                self.locations.entry(ptr).or_insert(location(mark));
+                match scalar(value, style, tag.as_deref()) {
                     Ok(v) => self.insert(v, anchor, mark),
                     Err(msg) => self.fail(mark, msg),
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+            EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
                 Some(v) => {
                     if let Some(ptr) = self.next_pointer() {
                         self.locations.entry(ptr).or_insert(location(mark));
                     }
-                    self.insert(v, 0, mark)
+                    self.insert(v, None, mark)
                 }
-                None => self.fail(mark, "alias to an unknown anchor".into()),
+                None => self.fail(mark, format!("alias *{anchor} refers to an unknown anchor")),
             },
-            Event::SequenceStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } => {
                 self.open(|p| Frame::Seq(Vec::new(), p), anchor, mark)
             }
-            Event::MappingStart(anchor, _) => {
-                self.open(|p| Frame::Map(Map::new(), p, None), anchor, mark)
-            }
-            Event::SequenceEnd | Event::MappingEnd => self.close(mark),
-            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+            EventData::MappingStart { anchor, .. } => self.open(
+                |p| Frame::Map(Map::new(), p, None, Vec::new()),
+                anchor,
+                mark,
+            ),
+            EventData::SequenceEnd | EventData::MappingEnd => self.close(mark),
+            EventData::StreamStart { .. } | EventData::StreamEnd => {}
         }
     }
 }
 
-/// Resolves a scalar the way YAML 1.2's core schema (and Kubernetes' YAML decoder) does: quoted
-/// scalars are strings; plain ones may be null, booleans, integers or floats.
-fn scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    if let Some(tag) = tag {
-        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
-            return match tag.suffix.as_str() {
-                "str" => Ok(Value::String(text)),
-                "int" | "float" | "bool" | "null" => Ok(plain(&text)),
-                "binary" => Ok(Value::String(text)),
-                other => Err(format!("unsupported tag !!{other}")),
-            };
-        }
+fn location(mark: Mark) -> Location {
+    Location {
+        line: mark.line as usize + 1,
+        column: mark.column as usize + 1,
     }
-    if style != TScalarStyle::Plain {
+}
+
+/// Resolves a scalar as kubectl's YAML reader does (go-yaml v2, YAML 1.1 rules): quoted scalars
+/// are strings; plain ones may be null, booleans (including `yes`/`no`/`on`/`off`), integers
+/// (decimal, `0x`, `0o`, leading-zero octal, `0b`, `_` separators) or floats.
+fn scalar(text: String, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+    if let Some(tag) = tag {
+        let suffix = tag
+            .strip_prefix("tag:yaml.org,2002:")
+            .or_else(|| tag.strip_prefix("!!"));
+        return match suffix {
+            Some("str") | Some("binary") | Some("timestamp") => Ok(Value::String(text)),
+            Some("int") | Some("float") | Some("bool") | Some("null") => Ok(plain(&text)),
+            Some(other) => Err(format!("unsupported tag !!{other}")),
+            // A local tag (`!foo`) does not change what the value is.
+            None => Ok(if style == ScalarStyle::Plain {
+                plain(&text)
+            } else {
+                Value::String(text)
+            }),
+        };
+    }
+    if style != ScalarStyle::Plain {
         return Ok(Value::String(text));
     }
     Ok(plain(&text))
 }
 
 fn plain(text: &str) -> Value {
-    match Yaml::from_str(text) {
-        Yaml::Null => Value::Null,
-        Yaml::Boolean(b) => Value::Bool(b),
-        Yaml::Integer(i) => Value::Number(i.into()),
-        Yaml::Real(r) => match r.parse::<f64>().ok().and_then(Number::from_f64) {
-            Some(n) => Value::Number(n),
-            // .inf / .nan have no JSON form; keep the text so the typed layer reports it.
-            None => Value::String(text.to_string()),
-        },
-        _ => Value::String(text.to_string()),
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            return Value::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            return Value::Bool(false)
+        }
+        _ => {}
     }
+    let first = text.as_bytes()[0];
+    if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
+        return Value::String(text.to_string());
+    }
+    let clean = text.replace('_', "");
+    if let Some(v) = parse_int(&clean) {
+        return v;
+    }
+    if is_yaml_float(&clean) {
+        if let Some(n) = clean.parse::<f64>().ok().and_then(Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_string())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`: sign, then `0x`/`0o`/`0b` or a leading `0`
+/// for octal.
+fn parse_int(s: &str) -> Option<Value> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits) =
+        if let Some(d) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, d)
+        } else if let Some(d) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, d)
+        } else if let Some(d) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, d)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if neg {
+        if magnitude <= i64::MAX as u64 + 1 {
+            Some(Value::Number(
+                ((magnitude as i128).wrapping_neg() as i64).into(),
+            ))
+        } else {
+            None
+        }
+    } else {
+        Some(Value::Number(magnitude.into()))
+    }
+}
+
+/// go-yaml's float syntax: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -299,7 +454,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             docs[0].value,
-            json!({"a": "1", "b": 1.5, "c": null, "d": null, "e": "yes", "f": "true", "g": 16, "h": 1000.0})
+            json!({"a": "1", "b": 1.5, "c": null, "d": null, "e": true, "f": "true", "g": 16, "h": 1000.0})
         );
     }
 
@@ -336,6 +491,32 @@ mod tests {
     fn resolves_anchors_and_aliases() {
         let docs = parse_documents("a: &x {k: v}\nb: *x\n").unwrap();
         assert_eq!(docs[0].value, json!({"a": {"k": "v"}, "b": {"k": "v"}}));
+    }
+
+    #[test]
+    fn resolves_integers_like_go_yaml() {
+        let docs = parse_documents("a: 0777\nb: -0x10\nc: 1_000\nd: 0b101\ne: 18446744073709551615\nf: 1.5e3\ng: .5\nh: 1.2.3\ni: -9223372036854775808\n").unwrap();
+        assert_eq!(
+            docs[0].value,
+            json!({"a": 511, "b": -16, "c": 1000, "d": 5, "e": 18446744073709551615u64, "f": 1500.0, "g": 0.5, "h": "1.2.3", "i": i64::MIN})
+        );
+    }
+
+    #[test]
+    fn accepts_flow_sequences_closed_at_parent_indentation() {
+        // As in Elastic's Beats manifests; libyaml and kubectl accept it.
+        let docs =
+            parse_documents("spec:\n  args: [\n    \"-c\", \"x\",\n  ]\n  env: []\n").unwrap();
+        assert_eq!(
+            docs[0].value,
+            json!({"spec": {"args": ["-c", "x"], "env": []}})
+        );
+    }
+
+    #[test]
+    fn merges_merge_keys() {
+        let docs = parse_documents("base: &b {x: 1, on: 2}\nd:\n  <<: *b\n  on: 3\n").unwrap();
+        assert_eq!(docs[0].value["d"], json!({"x": 1, "on": 3}));
     }
 
     #[test]

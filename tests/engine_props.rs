@@ -8,7 +8,9 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
     prop_oneof![Just(None), s.prop_map(Some)].boxed()
 }
 
@@ -32,7 +34,11 @@ fn resource_map() -> impl Strategy<Value = Option<Map<String, Value>>> {
         quantity(),
         0..3,
     )
-    .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect()))
+    .prop_map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v)))
+            .collect()
+    }))
 }
 
 fn security_context() -> impl Strategy<Value = Option<Value>> {
@@ -42,10 +48,18 @@ fn security_context() -> impl Strategy<Value = Option<Value>> {
         opt(any::<bool>()),
         opt(any::<bool>()),
         opt(proptest::collection::vec(
-            prop_oneof![Just("NET_ADMIN"), Just("SYS_ADMIN"), Just("CAP_SYS_ADMIN"), Just("NET_BIND_SERVICE")],
+            prop_oneof![
+                Just("NET_ADMIN"),
+                Just("SYS_ADMIN"),
+                Just("CAP_SYS_ADMIN"),
+                Just("NET_BIND_SERVICE")
+            ],
             0..3,
         )),
-        opt(proptest::collection::vec(prop_oneof![Just("ALL"), Just("NET_RAW")], 0..2)),
+        opt(proptest::collection::vec(
+            prop_oneof![Just("ALL"), Just("NET_RAW")],
+            0..2,
+        )),
     )
         .prop_map(|(privileged, ape, ro, nonroot, add, drop)| {
             let mut sc = Map::new();
@@ -76,8 +90,14 @@ fn security_context() -> impl Strategy<Value = Option<Value>> {
 }
 
 fn container(name: String) -> impl Strategy<Value = Value> {
-    (resource_map(), resource_map(), security_context(), any::<bool>(), any::<bool>()).prop_map(
-        move |(requests, limits, sc, empty_resources, mount)| {
+    (
+        resource_map(),
+        resource_map(),
+        security_context(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(move |(requests, limits, sc, empty_resources, mount)| {
             let mut c = json!({"name": name.clone(), "image": "example.com/agent:1"});
             let mut res = Map::new();
             if let Some(r) = requests {
@@ -96,8 +116,7 @@ fn container(name: String) -> impl Strategy<Value = Value> {
                 c["volumeMounts"] = json!([{"name": "host", "mountPath": "/host"}]);
             }
             c
-        },
-    )
+        })
 }
 
 fn toleration() -> impl Strategy<Value = Value> {
@@ -114,7 +133,12 @@ fn toleration() -> impl Strategy<Value = Value> {
     )
         .prop_map(|(key, op, effect, value, secs)| {
             let mut t = Map::new();
-            for (k, v) in [("key", key), ("operator", op), ("effect", effect), ("value", value)] {
+            for (k, v) in [
+                ("key", key),
+                ("operator", op),
+                ("effect", effect),
+                ("value", value),
+            ] {
                 if let Some(v) = v {
                     t.insert(k.into(), json!(v));
                 }
@@ -129,8 +153,16 @@ fn toleration() -> impl Strategy<Value = Value> {
 fn int_or_string() -> impl Strategy<Value = Value> {
     prop_oneof![
         (-2i32..5).prop_map(|i| json!(i)),
-        prop_oneof![Just("25%"), Just("0%"), Just("5"), Just("-5%"), Just("5.5%"), Just("101%"), Just("100%")]
-            .prop_map(|s| json!(s)),
+        prop_oneof![
+            Just("25%"),
+            Just("0%"),
+            Just("5"),
+            Just("-5%"),
+            Just("5.5%"),
+            Just("101%"),
+            Just("100%")
+        ]
+        .prop_map(|s| json!(s)),
     ]
 }
 
@@ -205,7 +237,11 @@ fn policies() -> Vec<Policy> {
     let mut all = Policy::default();
     all.security.mutate_run_as_non_root = true;
     all.security.mutate_read_only_root_filesystem = true;
-    let none = Policy::from_yaml("mutations: {resources: false, tolerations: false, security: false}\n", "p").unwrap();
+    let none = Policy::from_yaml(
+        "mutations: {resources: false, tolerations: false, security: false}\n",
+        "p",
+    )
+    .unwrap();
     vec![Policy::default(), all, none]
 }
 

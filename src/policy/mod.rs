@@ -481,7 +481,7 @@ pub(crate) mod testing {
         e.findings.iter().map(|f| f.rule).collect()
     }
 
-    /// Applies the patch and checks the result converges (no new op, no fixed finding left).
+    /// Applies the evaluation's patch to `value` (panics if it does not apply: tests only).
     pub fn apply(value: &serde_json::Value, e: &Evaluation) -> serde_json::Value {
         let mut doc = value.clone();
         json_patch::patch(&mut doc, &e.patch).expect("patch applies");

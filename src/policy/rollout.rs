@@ -1,15 +1,605 @@
-//! Rule family: rollout.
+//! Rule family: rollout. Mirrors the API server's validation of an apps/v1 DaemonSet's
+//! `spec.updateStrategy` (`ValidateDaemonSetUpdateStrategy`, `ValidateRollingUpdateDaemonSet`)
+//! after defaulting, so the linter catches what the cluster would reject, and adds a policy bound
+//! on `maxUnavailable` that explains the blast radius of a rollout.
 
-use super::{Ctx, RuleInfo};
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{Ctx, Mode, RuleInfo};
+use crate::config::Family;
+
+const STRATEGY_INVALID: &str = "rollout-strategy-invalid";
+const MAX_UNAVAILABLE_INVALID: &str = "rollout-max-unavailable-invalid";
+const MAX_SURGE_INVALID: &str = "rollout-max-surge-invalid";
+const CONFLICT: &str = "rollout-surge-unavailable-conflict";
+const BOUND: &str = "rollout-max-unavailable-bound";
 
 /// Rules of this family.
-pub const RULES: &[RuleInfo] = &[];
+pub const RULES: &[RuleInfo] = &[
+    RuleInfo {
+        id: STRATEGY_INVALID,
+        family: Family::Rollout,
+        default_mode: Mode::Enforce,
+        summary: "spec.updateStrategy.type must be RollingUpdate (the default) or OnDelete.",
+        why: "The API server rejects any other strategy type, so the apply fails.",
+        fix: "Set spec.updateStrategy.type to RollingUpdate or OnDelete (case matters), or remove it to get RollingUpdate.",
+    },
+    RuleInfo {
+        id: MAX_UNAVAILABLE_INVALID,
+        family: Family::Rollout,
+        default_mode: Mode::Enforce,
+        summary: "rollingUpdate.maxUnavailable must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
+        why: "The API server rejects strings that are not of the form [0-9]+% (\"5\", \"-5%\", \"5.5%\"), percentages above 100% and negative integers.",
+        fix: "Write a node count as an integer (maxUnavailable: 5) or a share of nodes as a percentage string (maxUnavailable: \"10%\").",
+    },
+    RuleInfo {
+        id: MAX_SURGE_INVALID,
+        family: Family::Rollout,
+        default_mode: Mode::Enforce,
+        summary: "rollingUpdate.maxSurge must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
+        why: "The API server rejects strings that are not of the form [0-9]+% (\"5\", \"-5%\", \"5.5%\"), percentages above 100% and negative integers.",
+        fix: "Write a node count as an integer (maxSurge: 1) or a share of nodes as a percentage string (maxSurge: \"10%\").",
+    },
+    RuleInfo {
+        id: CONFLICT,
+        family: Family::Rollout,
+        default_mode: Mode::Enforce,
+        summary: "Exactly one of rollingUpdate.maxUnavailable and maxSurge must be non-zero (unset means maxUnavailable 1, maxSurge 0).",
+        why: "The API server rejects both zero (the rollout could never progress) and both non-zero; setting only maxSurge leaves maxUnavailable at its default of 1, which is rejected too.",
+        fix: "To replace pods in place set maxUnavailable > 0 and maxSurge 0; to start the new pod before stopping the old one set maxSurge > 0 and maxUnavailable: 0.",
+    },
+    RuleInfo {
+        id: BOUND,
+        family: Family::Rollout,
+        default_mode: Mode::Warn,
+        summary: "rollingUpdate.maxUnavailable must not exceed the policy bound (rollout.maxUnavailable, default 25%).",
+        why: "maxUnavailable is how many nodes lose their agent at once during a rollout; a bad image then takes down logging, networking or storage on that many nodes before anyone notices.",
+        fix: "Lower maxUnavailable to the bound or below, or roll with maxSurge: 1 and maxUnavailable: 0 when the pod uses no hostPort.",
+    },
+];
 
-pub(crate) fn check(_ctx: &mut Ctx<'_>) {}
+/// A valid int-or-percent value, as the API server accepts it for rolling updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntOrPercent {
+    /// A number of nodes (>= 0).
+    Int(i32),
+    /// A percentage of nodes, 0 to 100.
+    Percent(i32),
+}
 
-/// Parses an int-or-percent value.
-pub fn parse_int_or_percent(
-    _v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
-) -> Result<(), String> {
-    Ok(())
+impl IntOrPercent {
+    /// Whether the value counts as zero for the "exactly one non-zero" rule (`0` and `"0%"`).
+    pub fn is_zero(self) -> bool {
+        matches!(self, IntOrPercent::Int(0) | IntOrPercent::Percent(0))
+    }
+
+    /// The number of nodes out of `total`, rounding percentages up as the DaemonSet controller
+    /// does (`GetScaledValueFromIntOrPercent(v, total, roundUp=true)`).
+    pub fn scaled(self, total: u32) -> u64 {
+        match self {
+            IntOrPercent::Int(n) => u64::try_from(n).unwrap_or(0),
+            IntOrPercent::Percent(p) => {
+                let p = u64::try_from(p).unwrap_or(0);
+                (p * u64::from(total)).div_ceil(100)
+            }
+        }
+    }
+}
+
+impl fmt::Display for IntOrPercent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntOrPercent::Int(n) => write!(f, "{n}"),
+            IntOrPercent::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Parses an int-or-percent the way the API server validates `maxUnavailable`/`maxSurge`: an
+/// integer must be >= 0; a string must match `^[0-9]+%$` and be at most 100%. The error says what
+/// is wrong with the value (without the field name) and how to write it.
+pub fn parse_int_or_percent(v: &IntOrString) -> Result<IntOrPercent, String> {
+    match v {
+        IntOrString::Int(n) if *n >= 0 => Ok(IntOrPercent::Int(*n)),
+        IntOrString::Int(n) => Err(format!(
+            "{n} is not a valid value: it must be 0 or more (a number of nodes)"
+        )),
+        IntOrString::String(s) => parse_percent(s),
+    }
+}
+
+fn parse_percent(s: &str) -> Result<IntOrPercent, String> {
+    let digits = s.strip_suffix('%').unwrap_or("");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            // The commonest mistake: a quoted number. Suggest the integer only when it is one.
+            return Err(match s.parse::<i32>() {
+                Ok(n) => format!(
+                    "{s:?} is not a valid value: a string must be a percentage such as \"5%\"; use {n} (an integer) for {n} nodes"
+                ),
+                Err(_) => format!(
+                    "{s:?} is not a valid value: a string must be a percentage such as \"5%\""
+                ),
+            });
+        }
+        return Err(format!(
+            "{s:?} is not a valid value: a string must be a whole percentage such as \"5%\" (digits then %, from 0% to 100%), or use an integer number of nodes"
+        ));
+    }
+    // Digits only, so the sole parse failure is overflow: far above 100%, as Go's Atoi clamps.
+    match digits.parse::<u64>() {
+        Ok(p) if p <= 100 => Ok(IntOrPercent::Percent(i32::try_from(p).unwrap_or(100))),
+        _ => Err(format!(
+            "{s:?} is not a valid value: must not be greater than 100%"
+        )),
+    }
+}
+
+const STRATEGY: &str = "/spec/updateStrategy";
+const MAX_UNAVAILABLE_PTR: &str = "/spec/updateStrategy/rollingUpdate/maxUnavailable";
+const MAX_SURGE_PTR: &str = "/spec/updateStrategy/rollingUpdate/maxSurge";
+
+pub(crate) fn check(ctx: &mut Ctx<'_>) {
+    let Some(spec) = ctx.req.object.spec.as_ref() else {
+        return;
+    };
+    let strategy = spec.update_strategy.as_ref();
+    // The API server defaults an empty type to RollingUpdate before validating.
+    match strategy.and_then(|s| s.type_.as_deref()).unwrap_or("") {
+        "" | "RollingUpdate" => {}
+        "OnDelete" => return,
+        other => {
+            ctx.report(
+                STRATEGY_INVALID,
+                None,
+                format!("{STRATEGY}/type"),
+                format!(
+                    "spec.updateStrategy.type {other:?} is not supported: the API server accepts only \"RollingUpdate\" (the default) or \"OnDelete\"; fix the spelling or remove the field"
+                ),
+            );
+            return;
+        }
+    }
+    // Defaults: rollingUpdate {} with maxUnavailable 1 and maxSurge 0.
+    let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
+    let unavailable_set = rolling.and_then(|r| r.max_unavailable.as_ref());
+    let surge_set = rolling.and_then(|r| r.max_surge.as_ref());
+    let unavailable = unavailable_set.map_or(Ok(IntOrPercent::Int(1)), parse_int_or_percent);
+    let surge = surge_set.map_or(Ok(IntOrPercent::Int(0)), parse_int_or_percent);
+
+    if let Err(e) = &unavailable {
+        ctx.report(
+            MAX_UNAVAILABLE_INVALID,
+            None,
+            MAX_UNAVAILABLE_PTR.into(),
+            format!("spec.updateStrategy.rollingUpdate.maxUnavailable {e}"),
+        );
+    }
+    if let Err(e) = &surge {
+        ctx.report(
+            MAX_SURGE_INVALID,
+            None,
+            MAX_SURGE_PTR.into(),
+            format!("spec.updateStrategy.rollingUpdate.maxSurge {e}"),
+        );
+    }
+    let (Ok(unavailable), Ok(surge)) = (unavailable, surge) else {
+        return;
+    };
+    let shown = |v: IntOrPercent, set: bool, default: &str| {
+        if set {
+            v.to_string()
+        } else {
+            format!("{v} (unset, defaults to {default})")
+        }
+    };
+    match (unavailable.is_zero(), surge.is_zero()) {
+        (true, true) => {
+            ctx.report(
+                CONFLICT,
+                None,
+                MAX_UNAVAILABLE_PTR.into(),
+                format!(
+                    "spec.updateStrategy.rollingUpdate: maxUnavailable {} and maxSurge {} are both zero, so a rollout could never replace a pod; the API server rejects this. Set maxUnavailable: 1 or maxSurge: 1",
+                    shown(unavailable, unavailable_set.is_some(), "1"),
+                    shown(surge, surge_set.is_some(), "0"),
+                ),
+            );
+        }
+        (false, false) => {
+            ctx.report(
+                CONFLICT,
+                None,
+                MAX_SURGE_PTR.into(),
+                format!(
+                    "spec.updateStrategy.rollingUpdate: maxSurge {surge} may not be set when maxUnavailable {} is non-zero; the API server rejects this. To surge, set maxUnavailable: 0",
+                    shown(unavailable, unavailable_set.is_some(), "1"),
+                ),
+            );
+        }
+        _ => {}
+    }
+    check_bound(ctx, unavailable, unavailable_set.is_some());
+}
+
+/// The policy bound on maxUnavailable: like is compared with like; a percentage is compared with a
+/// node count on `reference_nodes` nodes, rounded up as the DaemonSet controller does.
+fn check_bound(ctx: &mut Ctx<'_>, unavailable: IntOrPercent, set: bool) {
+    let Some(bound) = ctx
+        .policy
+        .rollout
+        .max_unavailable
+        .as_ref()
+        .and_then(|b| parse_int_or_percent(b).ok())
+    else {
+        return;
+    };
+    let nodes = ctx.policy.rollout.reference_nodes;
+    let exceeds = match (unavailable, bound) {
+        (IntOrPercent::Int(a), IntOrPercent::Int(b))
+        | (IntOrPercent::Percent(a), IntOrPercent::Percent(b)) => a > b,
+        _ => unavailable.scaled(nodes) > bound.scaled(nodes),
+    };
+    if !exceeds {
+        return;
+    }
+    let down = unavailable.scaled(nodes).min(u64::from(nodes));
+    let allowed = bound.scaled(nodes).min(u64::from(nodes));
+    let value = if set {
+        unavailable.to_string()
+    } else {
+        format!("{unavailable} (the default when unset)")
+    };
+    let bound_text = match bound {
+        IntOrPercent::Percent(_) => format!("{bound} ({allowed} of {nodes} nodes)"),
+        IntOrPercent::Int(1) => "1 node".to_string(),
+        IntOrPercent::Int(n) => format!("{n} nodes"),
+    };
+    ctx.report(
+        BOUND,
+        None,
+        MAX_UNAVAILABLE_PTR.into(),
+        format!(
+            "maxUnavailable {value} stops the agent on up to {down} of {nodes} nodes at once; the policy allows {bound_text}; lower it, or use maxSurge: 1, maxUnavailable: 0"
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Policy;
+    use crate::policy::testing::*;
+    use serde_json::{json, Value};
+
+    fn with_strategy(strategy: Value) -> Value {
+        let mut v = clean();
+        v["spec"]["updateStrategy"] = strategy;
+        v
+    }
+
+    fn rolling(ru: Value) -> Value {
+        with_strategy(json!({"type": "RollingUpdate", "rollingUpdate": ru}))
+    }
+
+    fn rollout_ids(e: &crate::policy::Evaluation) -> Vec<&'static str> {
+        ids(e)
+            .into_iter()
+            .filter(|id| id.starts_with("rollout-"))
+            .collect()
+    }
+
+    #[test]
+    fn parses_int_or_percent_like_the_api_server() {
+        use IntOrPercent::*;
+        let ok: &[(IntOrString, IntOrPercent)] = &[
+            (IntOrString::Int(0), Int(0)),
+            (IntOrString::Int(5), Int(5)),
+            (IntOrString::String("0%".into()), Percent(0)),
+            (IntOrString::String("5%".into()), Percent(5)),
+            (IntOrString::String("050%".into()), Percent(50)),
+            (IntOrString::String("100%".into()), Percent(100)),
+        ];
+        for (input, want) in ok {
+            assert_eq!(parse_int_or_percent(input), Ok(*want), "{input:?}");
+        }
+        let bad = [
+            IntOrString::Int(-1),
+            IntOrString::String("5".into()),
+            IntOrString::String("-5%".into()),
+            IntOrString::String("5.5%".into()),
+            IntOrString::String("101%".into()),
+            IntOrString::String("99999999999999999999999%".into()),
+            IntOrString::String("%".into()),
+            IntOrString::String("".into()),
+            IntOrString::String(" 5%".into()),
+            IntOrString::String("5 %".into()),
+            IntOrString::String("+5%".into()),
+            IntOrString::String("five".into()),
+        ];
+        for input in &bad {
+            assert!(parse_int_or_percent(input).is_err(), "{input:?}");
+        }
+        assert_eq!(
+            parse_int_or_percent(&IntOrString::String("5".into())).unwrap_err(),
+            "\"5\" is not a valid value: a string must be a percentage such as \"5%\"; use 5 (an integer) for 5 nodes"
+        );
+        assert!(parse_int_or_percent(&IntOrString::String("101%".into()))
+            .unwrap_err()
+            .contains("greater than 100%"));
+    }
+
+    #[test]
+    fn scales_percentages_rounding_up() {
+        assert_eq!(IntOrPercent::Percent(25).scaled(100), 25);
+        assert_eq!(IntOrPercent::Percent(10).scaled(5), 1);
+        assert_eq!(IntOrPercent::Percent(1).scaled(1), 1);
+        assert_eq!(IntOrPercent::Percent(0).scaled(1000), 0);
+        assert_eq!(IntOrPercent::Percent(33).scaled(10), 4);
+        assert_eq!(IntOrPercent::Percent(100).scaled(0), 0);
+        assert_eq!(IntOrPercent::Int(7).scaled(3), 7);
+    }
+
+    #[test]
+    fn strategy_table() {
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("clean", clean()["spec"]["updateStrategy"].clone(), vec![]),
+            ("absent strategy: defaults", Value::Null, vec![]),
+            ("empty strategy", json!({}), vec![]),
+            ("type only", json!({"type": "RollingUpdate"}), vec![]),
+            ("empty type", json!({"type": ""}), vec![]),
+            ("OnDelete", json!({"type": "OnDelete"}), vec![]),
+            (
+                "OnDelete ignores rollingUpdate",
+                json!({"type": "OnDelete", "rollingUpdate": {"maxUnavailable": "5"}}),
+                vec![],
+            ),
+            (
+                "unknown type",
+                json!({"type": "Rolling"}),
+                vec![STRATEGY_INVALID],
+            ),
+            (
+                "wrong case",
+                json!({"type": "onDelete"}),
+                vec![STRATEGY_INVALID],
+            ),
+            (
+                "rollingUpdate without type",
+                json!({"rollingUpdate": {"maxUnavailable": "10%"}}),
+                vec![],
+            ),
+        ];
+        for (name, strategy, want) in cases {
+            let mut v = clean();
+            if strategy.is_null() {
+                v["spec"].as_object_mut().unwrap().remove("updateStrategy");
+            } else {
+                v["spec"]["updateStrategy"] = strategy;
+            }
+            assert_eq!(rollout_ids(&eval(v)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn rolling_update_table() {
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("defaults", json!({}), vec![]),
+            ("int 1", json!({"maxUnavailable": 1}), vec![]),
+            ("percent", json!({"maxUnavailable": "10%"}), vec![]),
+            (
+                "surge only with 0 unavailable",
+                json!({"maxUnavailable": 0, "maxSurge": 1}),
+                vec![],
+            ),
+            (
+                "surge percent",
+                json!({"maxUnavailable": "0%", "maxSurge": "10%"}),
+                vec![],
+            ),
+            (
+                "quoted int",
+                json!({"maxUnavailable": "5"}),
+                vec![MAX_UNAVAILABLE_INVALID],
+            ),
+            (
+                "negative percent",
+                json!({"maxUnavailable": "-5%"}),
+                vec![MAX_UNAVAILABLE_INVALID],
+            ),
+            (
+                "fractional percent",
+                json!({"maxUnavailable": "5.5%"}),
+                vec![MAX_UNAVAILABLE_INVALID],
+            ),
+            (
+                "above 100%",
+                json!({"maxUnavailable": "101%"}),
+                vec![MAX_UNAVAILABLE_INVALID],
+            ),
+            (
+                "negative int",
+                json!({"maxUnavailable": -1}),
+                vec![MAX_UNAVAILABLE_INVALID],
+            ),
+            (
+                "bad surge",
+                json!({"maxUnavailable": 0, "maxSurge": "1"}),
+                vec![MAX_SURGE_INVALID],
+            ),
+            (
+                "both bad: no conflict check",
+                json!({"maxUnavailable": "x", "maxSurge": "-1%"}),
+                vec![MAX_UNAVAILABLE_INVALID, MAX_SURGE_INVALID],
+            ),
+            (
+                "one bad: no conflict check",
+                json!({"maxUnavailable": 3, "maxSurge": "5"}),
+                vec![MAX_SURGE_INVALID],
+            ),
+            (
+                "both zero",
+                json!({"maxUnavailable": 0, "maxSurge": 0}),
+                vec![CONFLICT],
+            ),
+            (
+                "zero and default surge",
+                json!({"maxUnavailable": 0}),
+                vec![CONFLICT],
+            ),
+            (
+                "0% counts as zero",
+                json!({"maxUnavailable": "0%", "maxSurge": "0%"}),
+                vec![CONFLICT],
+            ),
+            (
+                "both non-zero",
+                json!({"maxUnavailable": 1, "maxSurge": 1}),
+                vec![CONFLICT],
+            ),
+            (
+                "surge with default unavailable",
+                json!({"maxSurge": "10%"}),
+                vec![CONFLICT],
+            ),
+            (
+                "100% is allowed",
+                json!({"maxUnavailable": 0, "maxSurge": "100%"}),
+                vec![],
+            ),
+        ];
+        for (name, ru, want) in cases {
+            assert_eq!(rollout_ids(&eval(rolling(ru))), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn messages_say_what_and_how() {
+        let e = eval(rolling(json!({"maxUnavailable": "5"})));
+        assert_eq!(
+            e.findings[0].message,
+            "spec.updateStrategy.rollingUpdate.maxUnavailable \"5\" is not a valid value: a string must be a percentage such as \"5%\"; use 5 (an integer) for 5 nodes"
+        );
+        assert_eq!(e.findings[0].path, MAX_UNAVAILABLE_PTR);
+        assert_eq!(e.findings[0].mode, Mode::Enforce);
+        assert!(!e.allowed());
+
+        let e = eval(rolling(json!({"maxSurge": 1})));
+        let f = &e.findings[0];
+        assert_eq!(f.path, MAX_SURGE_PTR);
+        assert!(f.message.contains("defaults to 1"), "{}", f.message);
+        assert!(f.message.contains("maxUnavailable: 0"), "{}", f.message);
+
+        let e = eval(with_strategy(json!({"type": "Recreate"})));
+        assert_eq!(e.findings[0].path, "/spec/updateStrategy/type");
+        assert!(e.findings[0].message.contains("\"Recreate\""));
+    }
+
+    fn policy_bound(bound: Value, nodes: u32) -> Policy {
+        let mut p = Policy::default();
+        p.rollout.max_unavailable = serde_json::from_value(bound).unwrap();
+        p.rollout.reference_nodes = nodes;
+        p
+    }
+
+    #[test]
+    fn bound_table() {
+        let cases: Vec<(&str, Value, Value, u32, bool)> = vec![
+            // (name, maxUnavailable, bound, reference nodes, exceeds)
+            (
+                "percent under percent",
+                json!("25%"),
+                json!("25%"),
+                100,
+                false,
+            ),
+            (
+                "percent over percent",
+                json!("26%"),
+                json!("25%"),
+                100,
+                true,
+            ),
+            ("int under int", json!(5), json!(5), 100, false),
+            ("int over int", json!(6), json!(5), 100, true),
+            ("int within percent", json!(25), json!("25%"), 100, false),
+            ("int over percent", json!(26), json!("25%"), 100, true),
+            // 10% of 15 nodes rounds up to 2, as the DaemonSet controller does.
+            (
+                "int vs rounded-up percent",
+                json!(2),
+                json!("10%"),
+                15,
+                false,
+            ),
+            (
+                "int over rounded-up percent",
+                json!(3),
+                json!("10%"),
+                15,
+                true,
+            ),
+            ("percent within int", json!("10%"), json!(2), 15, false),
+            ("percent over int", json!("20%"), json!(2), 15, true),
+            ("zero is always fine", json!(0), json!(0), 100, false),
+            ("no bound", json!("100%"), Value::Null, 100, false),
+        ];
+        for (name, mu, bound, nodes, exceeds) in cases {
+            let surge = if mu == json!(0) { json!(1) } else { json!(0) };
+            let v = rolling(json!({"maxUnavailable": mu, "maxSurge": surge}));
+            let e = eval_with(v, &policy_bound(bound, nodes));
+            assert_eq!(
+                rollout_ids(&e),
+                if exceeds { vec![BOUND] } else { vec![] },
+                "{name}"
+            );
+            if exceeds {
+                assert_eq!(e.findings[0].mode, Mode::Warn);
+                assert!(e.allowed(), "a warning does not deny");
+            }
+        }
+    }
+
+    #[test]
+    fn bound_message_explains_blast_radius() {
+        let e = eval(rolling(json!({"maxUnavailable": "50%", "maxSurge": 0})));
+        assert_eq!(
+            e.findings[0].message,
+            "maxUnavailable 50% stops the agent on up to 50 of 100 nodes at once; the policy allows 25% (25 of 100 nodes); lower it, or use maxSurge: 1, maxUnavailable: 0"
+        );
+        // The default of 1 against a bound of 0 says it is the default.
+        let e = eval_with(
+            with_strategy(json!({"type": "RollingUpdate"})),
+            &policy_bound(json!(0), 10),
+        );
+        assert!(
+            e.findings[0].message.contains("1 (the default when unset)"),
+            "{}",
+            e.findings[0].message
+        );
+        // More nodes than the cluster has is capped in the message.
+        let e = eval_with(
+            rolling(json!({"maxUnavailable": 500})),
+            &policy_bound(json!("10%"), 20),
+        );
+        assert!(e.findings[0].message.contains("up to 20 of 20 nodes"));
+    }
+
+    #[test]
+    fn bound_is_skipped_for_on_delete_and_invalid_values() {
+        let e = eval(with_strategy(json!({"type": "OnDelete"})));
+        assert!(rollout_ids(&e).is_empty());
+        let e = eval(rolling(json!({"maxUnavailable": "500%"})));
+        assert_eq!(rollout_ids(&e), vec![MAX_UNAVAILABLE_INVALID]);
+    }
+
+    #[test]
+    fn rules_can_be_turned_off() {
+        let mut p = Policy::default();
+        p.rules.insert(CONFLICT.into(), Mode::Off);
+        let e = eval_with(rolling(json!({"maxUnavailable": 0, "maxSurge": 0})), &p);
+        assert!(rollout_ids(&e).is_empty());
+    }
 }

@@ -1,0 +1,352 @@
+//! The `lint` and `rules` commands: the only part of the linter that reads files and writes to
+//! the terminal.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::remote::Remote;
+use super::report::{lint_text, report, ErrorKind, FileReport, InputError, LintOptions};
+use super::{decode, fixed_manifests, render, rule_docs, valid_namespace, Format, LintQuery};
+use crate::config::Policy;
+use crate::policy::Operation;
+use crate::yaml::Document;
+
+/// When to colour text output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// When the output is a terminal and NO_COLOR is not set.
+    Auto,
+    Always,
+    Never,
+}
+
+/// Arguments of `daemonset-guard lint`.
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// Manifest files or directories (searched recursively for *.yaml, *.yml, *.json); `-` reads
+    /// stdin, which is also the default.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Policy file (default: the embedded default policy).
+    #[arg(long, value_name = "FILE", conflicts_with = "remote")]
+    pub config: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Print the manifests with the mutation applied (YAML, stdout); the report goes to stderr.
+    #[arg(long)]
+    pub fix: bool,
+    /// Namespace of objects that do not name one.
+    #[arg(long, short = 'n', value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Admission operation to evaluate as.
+    #[arg(long, value_name = "OP", default_value = "CREATE", value_parser = parse_operation)]
+    pub operation: Operation,
+    /// Lint through a running server's /lint (e.g. https://127.0.0.1:8443), with its policy.
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// PEM CA certificate(s) to trust for --remote (default: the system bundle).
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub ca_cert: Option<PathBuf>,
+    /// Colour the text report.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+fn parse_operation(s: &str) -> Result<Operation, String> {
+    s.parse()
+}
+
+/// Arguments of `daemonset-guard rules`.
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// Output format (sarif is not available here).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn use_color(choice: Color, terminal: bool) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// Runs `rules`.
+pub fn print_rules(args: RulesArgs) -> ExitCode {
+    let docs = rule_docs();
+    let out = match args.format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&docs).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        Format::Text => super::text::render_rules(
+            &docs,
+            super::text::Style {
+                color: use_color(Color::Auto, std::io::stdout().is_terminal()),
+            },
+        ),
+        Format::Sarif => {
+            eprintln!("error: rules prints text or json");
+            return ExitCode::from(2);
+        }
+    };
+    write_out(&out)
+}
+
+fn write_out(s: &str) -> ExitCode {
+    // A closed pipe (`| head`) is not an error worth a message.
+    match std::io::stdout().lock().write_all(s.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+/// One input to lint.
+struct Input {
+    /// The path as given (or found under a directory), `-` for stdin.
+    name: String,
+    bytes: Result<Vec<u8>, InputError>,
+}
+
+fn io_error(name: &str, e: &std::io::Error) -> InputError {
+    InputError::new(name, ErrorKind::Io, format!("cannot read: {e}"))
+}
+
+fn is_manifest(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+/// Manifest files under `dir`, sorted, skipping hidden entries (`.git`) and not following
+/// symlinked directories (no loops).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for p in entries {
+        let meta = std::fs::symlink_metadata(&p)?;
+        if meta.is_dir() {
+            walk(&p, out)?;
+        } else if is_manifest(&p) && std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn inputs(paths: &[String]) -> Vec<Input> {
+    let defaulted = ["-".to_string()];
+    let paths = if paths.is_empty() {
+        &defaulted[..]
+    } else {
+        paths
+    };
+    let mut out = Vec::new();
+    for p in paths {
+        if p == "-" {
+            let mut buf = Vec::new();
+            let bytes = std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .map(|_| buf)
+                .map_err(|e| io_error("-", &e));
+            out.push(Input {
+                name: "-".into(),
+                bytes,
+            });
+            continue;
+        }
+        let path = Path::new(p);
+        if path.is_dir() {
+            let mut files = Vec::new();
+            match walk(path, &mut files) {
+                Err(e) => out.push(Input {
+                    name: p.clone(),
+                    bytes: Err(io_error(p, &e)),
+                }),
+                Ok(()) if files.is_empty() => out.push(Input {
+                    name: p.clone(),
+                    bytes: Err(InputError::new(
+                        p,
+                        ErrorKind::Io,
+                        "directory holds no *.yaml, *.yml or *.json file",
+                    )),
+                }),
+                Ok(()) => out.extend(files.into_iter().map(|f| {
+                    let name = f.to_string_lossy().into_owned();
+                    let bytes = std::fs::read(&f).map_err(|e| io_error(&name, &e));
+                    Input { name, bytes }
+                })),
+            }
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| io_error(p, &e));
+            out.push(Input {
+                name: p.clone(),
+                bytes,
+            });
+        }
+    }
+    out
+}
+
+/// Runs `lint`; the exit code is 0 (nothing denied), 1 (a deny) or 2 (unreadable input).
+pub fn run_cli(args: LintArgs) -> ExitCode {
+    match run(&args) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &LintArgs) -> Result<u8, String> {
+    if !valid_namespace(&args.namespace) {
+        return Err(format!(
+            "--namespace {:?} is not a valid namespace name (RFC 1123 label)",
+            args.namespace
+        ));
+    }
+    let policy = match &args.config {
+        None => Policy::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())?
+        }
+    };
+    let remote = match &args.remote {
+        Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),
+        None => None,
+    };
+    let opts = LintOptions {
+        policy: &policy,
+        operation: args.operation,
+        namespace: &args.namespace,
+    };
+
+    let mut files: Vec<FileReport> = Vec::new();
+    let mut errors: Vec<InputError> = Vec::new();
+    let mut fixed = String::new();
+    for input in inputs(&args.paths) {
+        let bytes = match input.bytes {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let text = match decode(&input.name, &bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(*e);
+                continue;
+            }
+        };
+        let (file, documents): (FileReport, Vec<Document>) = match &remote {
+            None => {
+                let linted = lint_text(&input.name, text, &opts);
+                errors.extend(linted.errors);
+                (linted.file, linted.documents)
+            }
+            Some(remote) => {
+                let query = LintQuery {
+                    namespace: Some(args.namespace.clone()),
+                    operation: Some(args.operation.as_str().into()),
+                    format: Some("json".into()),
+                };
+                match remote.lint(&input.name, text.as_bytes(), &query) {
+                    Ok(file) => {
+                        let docs = if args.fix {
+                            super::report::parse(text).unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
+                        (file, docs)
+                    }
+                    Err(mut errs) => {
+                        errors.append(&mut errs);
+                        continue;
+                    }
+                }
+            }
+        };
+        if args.fix {
+            fixed.push_str(&format!("# Source: {}\n", input.name));
+            fixed.push_str(&fixed_manifests(&documents, &file));
+        }
+        files.push(file);
+    }
+
+    let report = report(files, errors, &opts);
+    let code = report.exit_code();
+    if args.fix {
+        let color = use_color(args.color, std::io::stderr().is_terminal());
+        eprint!("{}", render(&report, args.format, color));
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(fixed.as_bytes());
+    } else {
+        let color = use_color(args.color, std::io::stdout().is_terminal());
+        if args.format != Format::Text {
+            // Machine formats own stdout; people still see why the exit code is 2.
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(render(&report, args.format, color).as_bytes());
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_auto_needs_a_terminal() {
+        assert!(!use_color(Color::Auto, false));
+        assert!(use_color(Color::Always, false));
+        assert!(!use_color(Color::Never, true));
+    }
+
+    #[test]
+    fn walks_directories_sorted_and_filtered() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        std::fs::create_dir_all(d.join(".git")).unwrap();
+        for f in [
+            "b.yaml",
+            "a.yml",
+            "c.json",
+            "notes.txt",
+            "sub/deeper/z.yaml",
+            ".git/x.yaml",
+            "sub/m.YAML",
+        ] {
+            std::fs::write(d.join(f), "{}").unwrap();
+        }
+        let mut out = Vec::new();
+        walk(d, &mut out).unwrap();
+        let rel: Vec<String> = out
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(rel, ["a.yml", "b.yaml", "c.json", "sub/deeper/z.yaml"]);
+    }
+}
