@@ -327,7 +327,8 @@ impl Server {
     /// `GET` on the plain-HTTP metrics listener: `(status, body)`.
     pub async fn metrics_get(&self, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.metrics.port());
-        let resp = reqwest::Client::new().get(url).send().await.expect("metrics listener answers");
+        // reqwest needs a TLS provider even for plain HTTP: reuse the HTTP/1.1 client.
+        let resp = self.http(false).get(url).send().await.expect("metrics listener answers");
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
