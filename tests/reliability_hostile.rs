@@ -74,23 +74,98 @@ async fn hostile_bodies_get_their_status_and_message() {
         let deep = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
         let mut with_marker = full.clone();
         with_marker["request"]["object"]["spec"]["template"]["spec"]["x-nested"] = json!("MARK");
-        String::from_utf8(bytes(with_marker)).unwrap().replace("\"MARK\"", &deep).into_bytes()
+        String::from_utf8(bytes(with_marker))
+            .unwrap()
+            .replace("\"MARK\"", &deep)
+            .into_bytes()
     };
 
     // (input, endpoint path, body, expected status, expected words in the message)
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        ("empty body", "/validate", vec![], 400, "the request body is empty"),
-        ("invalid UTF-8 (whole body)", "/validate", b"\xff\xfe\xfd".to_vec(), 400, "not valid JSON"),
-        ("invalid UTF-8 inside request.uid", "/mutate", bad_utf8_in_string, 400, "not valid JSON"),
-        ("100k nested arrays", "/validate", nested_arrays, 400, "JSON array, not an AdmissionReview"),
-        ("a JSON number", "/validate", b"42".to_vec(), 400, "JSON number, not an AdmissionReview"),
-        ("a JSON string", "/mutate", b"\"review\"".to_vec(), 400, "JSON string, not an AdmissionReview"),
-        ("request is a string", "/validate", bytes(request_string), 400, "`request`"),
-        ("request.object is a number", "/validate", bytes(object_number), 400, "DaemonSet"),
-        ("containers is a string", "/mutate", bytes(containers_string), 400, "containers"),
-        ("AdmissionReview without request", "/validate", bytes(no_request), 400, "has no request"),
-        ("request without uid", "/mutate", bytes(no_uid), 400, "request.uid is missing"),
-        ("admission.k8s.io/v1beta1 review", "/validate", bytes(v1beta1), 400, "v1beta1 is not supported"),
+        (
+            "empty body",
+            "/validate",
+            vec![],
+            400,
+            "the request body is empty",
+        ),
+        (
+            "invalid UTF-8 (whole body)",
+            "/validate",
+            b"\xff\xfe\xfd".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "invalid UTF-8 inside request.uid",
+            "/mutate",
+            bad_utf8_in_string,
+            400,
+            "not valid JSON",
+        ),
+        (
+            "100k nested arrays",
+            "/validate",
+            nested_arrays,
+            400,
+            "JSON array, not an AdmissionReview",
+        ),
+        (
+            "a JSON number",
+            "/validate",
+            b"42".to_vec(),
+            400,
+            "JSON number, not an AdmissionReview",
+        ),
+        (
+            "a JSON string",
+            "/mutate",
+            b"\"review\"".to_vec(),
+            400,
+            "JSON string, not an AdmissionReview",
+        ),
+        (
+            "request is a string",
+            "/validate",
+            bytes(request_string),
+            400,
+            "`request`",
+        ),
+        (
+            "request.object is a number",
+            "/validate",
+            bytes(object_number),
+            400,
+            "DaemonSet",
+        ),
+        (
+            "containers is a string",
+            "/mutate",
+            bytes(containers_string),
+            400,
+            "containers",
+        ),
+        (
+            "AdmissionReview without request",
+            "/validate",
+            bytes(no_request),
+            400,
+            "has no request",
+        ),
+        (
+            "request without uid",
+            "/mutate",
+            bytes(no_uid),
+            400,
+            "request.uid is missing",
+        ),
+        (
+            "admission.k8s.io/v1beta1 review",
+            "/validate",
+            bytes(v1beta1),
+            400,
+            "v1beta1 is not supported",
+        ),
     ];
     let client = server.http(false);
     for (input, path, body, status, words) in cases {
@@ -109,8 +184,14 @@ async fn hostile_bodies_get_their_status_and_message() {
             .unwrap_or(text.clone());
         row(input, got, &message);
         assert_eq!(got, status, "{input}: {text}");
-        assert!(message.contains(words), "{input}: {message:?} lacks {words:?}");
-        assert!(!message.contains('\n'), "{input}: multi-line message {message:?}");
+        assert!(
+            message.contains(words),
+            "{input}: {message:?} lacks {words:?}"
+        );
+        assert!(
+            !message.contains('\n'),
+            "{input}: multi-line message {message:?}"
+        );
         server.assert_serving().await;
     }
 
@@ -129,41 +210,93 @@ async fn hostile_bodies_get_their_status_and_message() {
         }
     });
     for path in ["/validate", "/mutate"] {
-        let resp = client.post(server.url(path)).body(bytes(configmap.clone())).send().await.unwrap();
+        let resp = client
+            .post(server.url(path))
+            .body(bytes(configmap.clone()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let a = answer(&resp.bytes().await.unwrap()).unwrap();
-        row(&format!("a ConfigMap review ({path})"), 200, &format!("allowed={} patch={}", a.allowed, a.patch.is_some()));
-        assert_eq!((a.uid.as_str(), a.allowed, a.patch), ("uid-configmap", true, None));
+        row(
+            &format!("a ConfigMap review ({path})"),
+            200,
+            &format!("allowed={} patch={}", a.allowed, a.patch.is_some()),
+        );
+        assert_eq!(
+            (a.uid.as_str(), a.allowed, a.patch),
+            ("uid-configmap", true, None)
+        );
     }
 
-    for (path, endpoint) in [("/validate", Endpoint::Validate), ("/mutate", Endpoint::Mutate)] {
-        let resp = client.post(server.url(path)).body(nested_object.clone()).send().await.unwrap();
-        assert_eq!(resp.status(), 200, "100k nested objects in an unknown field");
+    for (path, endpoint) in [
+        ("/validate", Endpoint::Validate),
+        ("/mutate", Endpoint::Mutate),
+    ] {
+        let resp = client
+            .post(server.url(path))
+            .body(nested_object.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "100k nested objects in an unknown field"
+        );
         let a = answer(&resp.bytes().await.unwrap()).unwrap();
-        row(&format!("DaemonSet with 100k nested objects in an unknown field ({path})"), 200, &format!("answered: allowed={} patch={}", a.allowed, a.patch.is_some()));
+        row(
+            &format!("DaemonSet with 100k nested objects in an unknown field ({path})"),
+            200,
+            &format!(
+                "answered: allowed={} patch={}",
+                a.allowed,
+                a.patch.is_some()
+            ),
+        );
         assert_eq!(a, expected(endpoint, &nested_object));
     }
 
     // A DaemonSet with 10k containers: answered like any other, by both webhooks.
     let huge = bytes(review("uid-10k", "CREATE", daemonset("wide", 10_000)));
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-        let path = if endpoint == Endpoint::Validate { "/validate" } else { "/mutate" };
+        let path = if endpoint == Endpoint::Validate {
+            "/validate"
+        } else {
+            "/mutate"
+        };
         let start = Instant::now();
-        let resp = client.post(server.url(path)).body(huge.clone()).send().await.unwrap();
+        let resp = client
+            .post(server.url(path))
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{path} with 10k containers");
         let raw = resp.bytes().await.unwrap();
         let a = answer(&raw).unwrap();
         row(
-            &format!("DaemonSet with 10k containers, {} KiB ({path})", huge.len() / 1024),
+            &format!(
+                "DaemonSet with 10k containers, {} KiB ({path})",
+                huge.len() / 1024
+            ),
             200,
-            &format!("allowed={} patch={} in {:?}, reply {} KiB", a.allowed, a.patch.is_some(), start.elapsed(), raw.len() / 1024),
+            &format!(
+                "allowed={} patch={} in {:?}, reply {} KiB",
+                a.allowed,
+                a.patch.is_some(),
+                start.elapsed(),
+                raw.len() / 1024
+            ),
         );
         assert_eq!(a, expected(endpoint, &huge));
     }
 
     // 50 MiB announced: refused from the headers, before any of it is read.
     let mut tls = server.tls(&[b"http/1.1"]).await.unwrap();
-    tls.write_all(post_head("/validate", 50 * 1024 * 1024).as_bytes()).await.unwrap();
+    tls.write_all(post_head("/validate", 50 * 1024 * 1024).as_bytes())
+        .await
+        .unwrap();
     let r = read_response(&mut tls).await.unwrap();
     row("50 MiB body (Content-Length)", r.status, &r.message());
     assert_eq!(r.status, 413, "{}", r.text());
@@ -222,13 +355,20 @@ async fn slowloris_is_cut_by_the_header_read_timeout() {
     let finished_head = trickle.await.unwrap();
     let outcome = match &read {
         Ok(Ok(_)) if buf.is_empty() => "connection closed".to_string(),
-        Ok(Ok(_)) => String::from_utf8_lossy(&buf).lines().next().unwrap_or("").to_string(),
+        Ok(Ok(_)) => String::from_utf8_lossy(&buf)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
         Ok(Err(e)) => format!("connection error: {e}"),
         Err(_) => "still open".to_string(),
     };
     row("slowloris: headers 1 byte / 100 ms", "-", &outcome);
     assert!(read.is_ok(), "the server kept a slowloris connection open");
-    assert!(!finished_head, "the server waited for the whole trickled head: {outcome}");
+    assert!(
+        !finished_head,
+        "the server waited for the whole trickled head: {outcome}"
+    );
     server.assert_serving().await;
     tls = server.tls(&[b"http/1.1"]).await.unwrap();
     drop(tls);
@@ -245,7 +385,7 @@ fn legacy_client_hello(minor: u8) -> Vec<u8> {
         body.extend_from_slice(&s.to_be_bytes());
     }
     body.extend_from_slice(&[1, 0]); // compression: null
-    // What an old client sends: supported_groups (P-256, P-384) and ec_point_formats.
+                                     // What an old client sends: supported_groups (P-256, P-384) and ec_point_formats.
     let extensions: [u8; 18] = [0, 10, 0, 6, 0, 4, 0, 23, 0, 24, 0, 11, 0, 2, 1, 0, 0, 0];
     body.extend_from_slice(&16u16.to_be_bytes());
     body.extend_from_slice(&extensions[..16]);
@@ -266,7 +406,10 @@ async fn legacy_tls_and_plain_http_are_refused() {
         tcp.write_all(&legacy_client_hello(minor)).await.unwrap();
         let mut buf = Vec::new();
         let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf)).await;
-        assert!(read.is_ok(), "{name}: the server neither answered nor closed");
+        assert!(
+            read.is_ok(),
+            "{name}: the server neither answered nor closed"
+        );
         // Either a fatal alert record (type 21) or a bare close; never a ServerHello (type 22).
         let outcome = match buf.as_slice() {
             [] => "connection closed without an alert".to_string(),
@@ -278,21 +421,32 @@ async fn legacy_tls_and_plain_http_are_refused() {
                 };
                 format!("fatal alert {desc} ({what}), connection closed")
             }
-            other => panic!("{name}: unexpected answer {:?}", &other[..other.len().min(16)]),
+            other => panic!(
+                "{name}: unexpected answer {:?}",
+                &other[..other.len().min(16)]
+            ),
         };
         row(&format!("ClientHello offering only {name}"), "-", &outcome);
         server.assert_serving().await;
     }
 
     let mut tcp = TcpStream::connect(server.https).await.unwrap();
-    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.unwrap();
-    let r = tokio::time::timeout(WAIT, read_response(&mut tcp)).await.unwrap().unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(WAIT, read_response(&mut tcp))
+        .await
+        .unwrap()
+        .unwrap();
     row("plain HTTP on the TLS port", r.status, r.text().trim());
     assert_eq!(r.status, 400);
     assert!(r.text().contains("this port serves HTTPS"), "{}", r.text());
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest)).await;
-    assert!(matches!(closed, Ok(Ok(0))), "the plain-HTTP connection is closed after the answer");
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the plain-HTTP connection is closed after the answer"
+    );
     server.assert_serving().await;
 }
 
@@ -317,7 +471,10 @@ async fn idle_connections_do_not_starve_real_requests() {
             bare.push(TcpStream::connect(server.https).await.unwrap());
         }
         while let Some(c) = set.join_next().await {
-            idle.push(c.unwrap().unwrap_or_else(|e| panic!("idle handshake in batch {batch}: {e}")));
+            idle.push(
+                c.unwrap()
+                    .unwrap_or_else(|e| panic!("idle handshake in batch {batch}: {e}")),
+            );
         }
     }
     assert_eq!(idle.len() + bare.len(), IDLE);
@@ -328,14 +485,23 @@ async fn idle_connections_do_not_starve_real_requests() {
     let mut latencies = Vec::new();
     for _ in 0..300 {
         let start = Instant::now();
-        let resp = client.post(server.url("/validate")).body(body.clone()).send().await.unwrap();
+        let resp = client
+            .post(server.url("/validate"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let got = answer(&resp.bytes().await.unwrap()).unwrap();
         latencies.push(start.elapsed());
         assert_eq!(got, want);
     }
     let (p50, p99) = percentiles(latencies);
-    row(&format!("{IDLE} idle connections, then 300 sequential /validate"), 200, &format!("all answered; p50 {p50:?}, p99 {p99:?}"));
+    row(
+        &format!("{IDLE} idle connections, then 300 sequential /validate"),
+        200,
+        &format!("all answered; p50 {p50:?}, p99 {p99:?}"),
+    );
     // The idle ones are still open (not dropped to make room).
     let mut open = 0;
     for c in idle.iter_mut().take(50) {

@@ -41,36 +41,72 @@ async fn client_ca_admits_only_its_clients() {
     };
 
     let want = expected(Endpoint::Validate, &fixtures()[0].1);
-    let got = validate_with(&server, client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[]))
-        .await
-        .unwrap_or_else(|e| panic!("a client of the trusted CA is refused: {e}\n{}", server.log()));
+    let got = validate_with(
+        &server,
+        client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[]),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "a client of the trusted CA is refused: {e}\n{}",
+            server.log()
+        )
+    });
     assert_eq!(got, want);
 
     for (who, tls) in [
-        ("no client certificate", client_config(&server.ca.pem, None, &[])),
-        ("a certificate from another CA", client_config(&server.ca.pem, Some((&bad_cert, &bad_key)), &[])),
-        ("a certificate from the serving CA", client_config(&server.ca.pem, Some((&self_cert, &self_key)), &[])),
+        (
+            "no client certificate",
+            client_config(&server.ca.pem, None, &[]),
+        ),
+        (
+            "a certificate from another CA",
+            client_config(&server.ca.pem, Some((&bad_cert, &bad_key)), &[]),
+        ),
+        (
+            "a certificate from the serving CA",
+            client_config(&server.ca.pem, Some((&self_cert, &self_key)), &[]),
+        ),
     ] {
         let err = validate_with(&server, tls).await.expect_err(who);
-        println!("mTLS, {who}: refused ({})", err.lines().next().unwrap_or(""));
+        println!(
+            "mTLS, {who}: refused ({})",
+            err.lines().next().unwrap_or("")
+        );
         // The refusal is at the TLS layer, never an HTTP answer.
         assert!(!err.starts_with("status"), "{who}: {err}");
     }
 
     // Raw: a client without a certificate gets a TLS alert and nothing else.
-    let mut tls = tls_connect(server.https, client_config(&server.ca.pem, None, &[b"http/1.1"]))
-        .await
-        .ok();
+    let mut tls = tls_connect(
+        server.https,
+        client_config(&server.ca.pem, None, &[b"http/1.1"]),
+    )
+    .await
+    .ok();
     if let Some(tls) = tls.as_mut() {
         let _ = tls.write_all(post_head("/healthz", 0).as_bytes()).await;
         let mut buf = Vec::new();
-        let r = tokio::time::timeout(WAIT, tls.read_to_end(&mut buf)).await.unwrap();
-        assert!(r.is_err() || buf.is_empty(), "served without a client certificate: {:?}", String::from_utf8_lossy(&buf));
+        let r = tokio::time::timeout(WAIT, tls.read_to_end(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            r.is_err() || buf.is_empty(),
+            "served without a client certificate: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
     }
-    let failed = server.metric("daemonset_guard_tls_handshake_failures_total").await;
+    let failed = server
+        .metric("daemonset_guard_tls_handshake_failures_total")
+        .await;
     println!("handshake failures counted: {failed}");
     assert_eq!(
-        validate_with(&server, client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[])).await.unwrap(),
+        validate_with(
+            &server,
+            client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[])
+        )
+        .await
+        .unwrap(),
         want
     );
 }
@@ -79,7 +115,12 @@ async fn client_ca_admits_only_its_clients() {
 async fn connection_limit_queues_extra_connections() {
     const LIMIT: usize = 8;
     let server = Server::start(Opts {
-        args: vec!["--max-connections".into(), LIMIT.to_string(), "--header-read-timeout".into(), "60s".into()],
+        args: vec![
+            "--max-connections".into(),
+            LIMIT.to_string(),
+            "--header-read-timeout".into(),
+            "60s".into(),
+        ],
         ..Opts::default()
     });
     // Hold every slot with an idle, fully established connection.
@@ -94,16 +135,27 @@ async fn connection_limit_queues_extra_connections() {
     let body2 = body.clone();
     let extra = tokio::spawn(async move {
         let mut tls = tls_connect(addr, config).await?;
-        tls.write_all(post_head("/validate", body2.len()).as_bytes()).await?;
+        tls.write_all(post_head("/validate", body2.len()).as_bytes())
+            .await?;
         tls.write_all(&body2).await?;
         read_response(&mut tls).await
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!extra.is_finished(), "a connection beyond --max-connections was served");
+    assert!(
+        !extra.is_finished(),
+        "a connection beyond --max-connections was served"
+    );
     drop(held);
-    let r = tokio::time::timeout(WAIT, extra).await.unwrap().unwrap().unwrap();
+    let r = tokio::time::timeout(WAIT, extra)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(answer(&r.body).unwrap(), expected(Endpoint::Validate, &body));
+    assert_eq!(
+        answer(&r.body).unwrap(),
+        expected(Endpoint::Validate, &body)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,10 +197,19 @@ async fn many_large_uploads_stay_within_the_limits() {
         })
     };
     let mut set = tokio::task::JoinSet::new();
-    for (i, client) in h1.into_iter().chain(std::iter::repeat_n(h2, 16)).enumerate() {
+    for (i, client) in h1
+        .into_iter()
+        .chain(std::iter::repeat_n(h2, 16))
+        .enumerate()
+    {
         let (body, url) = (body.clone(), server.url("/validate"));
         set.spawn(async move {
-            let resp = client.post(url).body(body).send().await.map_err(|e| format!("{i}: {e:?}"))?;
+            let resp = client
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{i}: {e:?}"))?;
             let status = resp.status();
             let b = resp.bytes().await.map_err(|e| e.to_string())?;
             if status != 200 {
@@ -159,7 +220,11 @@ async fn many_large_uploads_stay_within_the_limits() {
     }
     let mut done = 0;
     while let Some(r) = set.join_next().await {
-        assert_eq!(r.unwrap().unwrap_or_else(|e| panic!("{e}\n{}", server.log())), want);
+        assert_eq!(
+            r.unwrap()
+                .unwrap_or_else(|e| panic!("{e}\n{}", server.log())),
+            want
+        );
         done += 1;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -33,10 +33,20 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let mut pending = Vec::new();
     for i in 0..IN_FLIGHT {
         let (name, body) = &fixtures[i % fixtures.len()];
-        let ep = if i % 2 == 0 { Endpoint::Validate } else { Endpoint::Mutate };
-        let path = if ep == Endpoint::Validate { "/validate" } else { "/mutate" };
+        let ep = if i % 2 == 0 {
+            Endpoint::Validate
+        } else {
+            Endpoint::Mutate
+        };
+        let path = if ep == Endpoint::Validate {
+            "/validate"
+        } else {
+            "/mutate"
+        };
         let mut tls = server.tls(&[b"http/1.1"]).await.unwrap();
-        tls.write_all(post_head(path, body.len()).as_bytes()).await.unwrap();
+        tls.write_all(post_head(path, body.len()).as_bytes())
+            .await
+            .unwrap();
         let half = body.len() / 2;
         tls.write_all(&body[..half]).await.unwrap();
         tls.flush().await.unwrap();
@@ -44,7 +54,12 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     }
     // And an idle keep-alive HTTP/2 connection, which must be closed gracefully, not hang.
     let h2 = server.http(true);
-    let resp = h2.post(server.url("/validate")).body(fixtures[0].1.clone()).send().await.unwrap();
+    let resp = h2
+        .post(server.url("/validate"))
+        .body(fixtures[0].1.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 
     server.sigterm();
@@ -71,8 +86,14 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    assert!(refused, "the HTTPS listener still accepts connections during the drain");
-    assert!(server.child.try_wait().unwrap().is_none(), "exited with requests in flight");
+    assert!(
+        refused,
+        "the HTTPS listener still accepts connections during the drain"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with requests in flight"
+    );
 
     // Every in-flight request completes and gets its correct answer.
     for (name, ep, body, half, mut tls) in pending {

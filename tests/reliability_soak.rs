@@ -75,7 +75,13 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
             })
             .collect(),
     );
-    let path_of = |ep: Endpoint| if ep == Endpoint::Validate { "/validate" } else { "/mutate" };
+    let path_of = |ep: Endpoint| {
+        if ep == Endpoint::Validate {
+            "/validate"
+        } else {
+            "/mutate"
+        }
+    };
 
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -132,7 +138,8 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
                 let what = format!("slow {name} {}", path_of(*ep));
                 let result = async {
                     let mut tls = tls_connect(addr, config.clone()).await?;
-                    tls.write_all(post_head(path_of(*ep), body.len()).as_bytes()).await?;
+                    tls.write_all(post_head(path_of(*ep), body.len()).as_bytes())
+                        .await?;
                     for chunk in body.chunks(body.len().div_ceil(10)) {
                         tls.write_all(chunk).await?;
                         tls.flush().await?;
@@ -184,7 +191,9 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
         if Instant::now() >= next_fault {
             next_fault += FAULT_EVERY;
             let (cert, key) = server.ca.server_cert();
-            server.secret.publish(&[("tls.crt", &cert), ("tls.key", &key)]);
+            server
+                .secret
+                .publish(&[("tls.crt", &cert), ("tls.key", &key)]);
             written_certs.push(der(&cert).to_vec());
             rotations += 1;
             // Every version differs in its bytes, so each write is a change to reload.
@@ -197,7 +206,10 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
                 write_atomically(&policy_path, &bad);
                 invalid_writes += 1;
             } else {
-                write_atomically(&policy_path, &format!("{valid_policy}\n# revision {tick}\n"));
+                write_atomically(
+                    &policy_path,
+                    &format!("{valid_policy}\n# revision {tick}\n"),
+                );
                 valid_writes += 1;
             }
         }
@@ -209,11 +221,17 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
     let end_rss = server.rss_kib();
 
     // The last certificate written is the one served (after at most a few reload intervals).
-    let last = written_certs.last().cloned().expect("at least one rotation");
+    let last = written_certs
+        .last()
+        .cloned()
+        .expect("at least one rotation");
     let wait = Instant::now();
     let mut final_served = Vec::new();
     while wait.elapsed() < WAIT {
-        final_served = served_cert(server.https, &server.ca.pem).await.unwrap().to_vec();
+        final_served = served_cert(server.https, &server.ca.pem)
+            .await
+            .unwrap()
+            .to_vec();
         if final_served == last {
             break;
         }
@@ -221,10 +239,22 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let metrics = server.metrics_get("/metrics").await.1;
-    let config_ok = metric_value(&metrics, "daemonset_guard_config_reloads_total{result=\"success\"}");
-    let config_failed = metric_value(&metrics, "daemonset_guard_config_reloads_total{result=\"failure\"}");
-    let cert_ok = metric_value(&metrics, "daemonset_guard_certificate_reloads_total{result=\"success\"}");
-    let cert_failed = metric_value(&metrics, "daemonset_guard_certificate_reloads_total{result=\"failure\"}");
+    let config_ok = metric_value(
+        &metrics,
+        "daemonset_guard_config_reloads_total{result=\"success\"}",
+    );
+    let config_failed = metric_value(
+        &metrics,
+        "daemonset_guard_config_reloads_total{result=\"failure\"}",
+    );
+    let cert_ok = metric_value(
+        &metrics,
+        "daemonset_guard_certificate_reloads_total{result=\"success\"}",
+    );
+    let cert_failed = metric_value(
+        &metrics,
+        "daemonset_guard_certificate_reloads_total{result=\"failure\"}",
+    );
 
     let ok = tally.ok.load(Ordering::Relaxed);
     let slow_ok = tally.slow_ok.load(Ordering::Relaxed);
@@ -239,18 +269,38 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
         seen_certs.len(),
     );
     let errors = tally.errors.lock().unwrap().clone();
-    assert_eq!(failed, 0, "failed requests, first ones: {errors:#?}\nserver log:\n{}", server.log());
+    assert_eq!(
+        failed,
+        0,
+        "failed requests, first ones: {errors:#?}\nserver log:\n{}",
+        server.log()
+    );
     assert!(ok > 0 && slow_ok > 0, "no traffic");
-    assert!(handshake_errors.is_empty(), "fresh handshakes failed: {handshake_errors:?}");
-    assert!(seen_certs.len() >= 2, "the served certificate never changed");
-    assert_eq!(final_served, last, "the last rotated certificate is not served");
-    assert!(invalid_writes >= 1 && valid_writes >= 1, "run too short for policy churn: {secs}s");
+    assert!(
+        handshake_errors.is_empty(),
+        "fresh handshakes failed: {handshake_errors:?}"
+    );
+    assert!(
+        seen_certs.len() >= 2,
+        "the served certificate never changed"
+    );
+    assert_eq!(
+        final_served, last,
+        "the last rotated certificate is not served"
+    );
+    assert!(
+        invalid_writes >= 1 && valid_writes >= 1,
+        "run too short for policy churn: {secs}s"
+    );
     // Each write is a distinct content; a write can only be missed by the last poll.
     assert!(
         config_failed >= f64::from(invalid_writes),
         "{invalid_writes} invalid policies written, {config_failed} reload failures counted"
     );
-    assert!(config_ok >= f64::from(valid_writes), "{valid_writes} valid policies written, {config_ok} reloads counted");
+    assert!(
+        config_ok >= f64::from(valid_writes),
+        "{valid_writes} valid policies written, {config_ok} reloads counted"
+    );
     assert!(cert_ok >= 1.0, "no certificate reload counted");
     assert!(
         end_rss * 10 <= warm * 12,

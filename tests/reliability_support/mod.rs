@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use daemonset_guard::admission::{self, Endpoint, Policies};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -33,14 +33,21 @@ pub fn bin() -> &'static str {
 }
 
 pub fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
 }
 
 /// `(file name, body)` of every real AdmissionReview in `../shared/fixtures/admission/`.
 pub fn fixtures() -> Vec<(String, Vec<u8>)> {
     let dir = shared("fixtures/admission");
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (symlink /work/wt/shared -> /work/shared?)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (symlink /work/wt/shared -> /work/shared?)",
+                dir.display()
+            )
+        })
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
@@ -117,7 +124,12 @@ impl Ca {
         }
     }
 
-    fn leaf(&self, cn: &str, sans: Vec<SanType>, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+    fn leaf(
+        &self,
+        cn: &str,
+        sans: Vec<SanType>,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (String, String) {
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, cn);
@@ -186,7 +198,11 @@ impl SecretDir {
     /// previous version.
     pub fn publish(&mut self, files: &[(&str, &str)]) {
         self.version += 1;
-        let name = format!("..2026_01_01_00_00_{:02}.{}", self.version % 60, self.version);
+        let name = format!(
+            "..2026_01_01_00_00_{:02}.{}",
+            self.version % 60,
+            self.version
+        );
         let dir = self.root.join(&name);
         std::fs::create_dir(&dir).unwrap();
         for (file, content) in files {
@@ -231,12 +247,18 @@ impl Server {
             &[("tls.crt", &cert), ("tls.key", &key)],
         );
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--log-format", "json"])
-            .arg("--tls-cert")
-            .arg(secret.path("tls.crt"))
-            .arg("--tls-key")
-            .arg(secret.path("tls.key"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--log-format", "json"])
+        .arg("--tls-cert")
+        .arg(secret.path("tls.crt"))
+        .arg("--tls-key")
+        .arg(secret.path("tls.key"));
         if let Some(pem) = &opts.client_ca {
             let path = dir.path().join("client-ca.pem");
             std::fs::write(&path, pem).unwrap();
@@ -283,7 +305,12 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(200));
                 panic!(
                     "the server did not report its addresses ({status:?}); log:\n{}",
-                    log.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n")
+                    log.lock()
+                        .unwrap()
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
         };
@@ -304,7 +331,13 @@ impl Server {
 
     /// The last lines the server logged.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n")
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -328,7 +361,12 @@ impl Server {
     pub async fn metrics_get(&self, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.metrics.port());
         // reqwest needs a TLS provider even for plain HTTP: reuse the HTTP/1.1 client.
-        let resp = self.http(false).get(url).send().await.expect("metrics listener answers");
+        let resp = self
+            .http(false)
+            .get(url)
+            .send()
+            .await
+            .expect("metrics listener answers");
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
@@ -467,7 +505,10 @@ pub async fn tls_connect(
 }
 
 /// The certificate a fresh TLS connection is served.
-pub async fn served_cert(addr: SocketAddr, ca_pem: &str) -> std::io::Result<CertificateDer<'static>> {
+pub async fn served_cert(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> std::io::Result<CertificateDer<'static>> {
     let tls = tls_connect(addr, client_config(ca_pem, None, &[])).await?;
     let (_, conn) = tls.get_ref();
     Ok(conn
@@ -511,7 +552,10 @@ pub async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> std::io::Resul
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("closed before a full response head: {:?}", String::from_utf8_lossy(&buf)),
+                format!(
+                    "closed before a full response head: {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
@@ -526,7 +570,8 @@ pub async fn read_response<S: AsyncReadExt + Unpin>(s: &mut S) -> std::io::Resul
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
@@ -552,7 +597,8 @@ pub fn post_head(path: &str, len: usize) -> String {
 /// POSTs `body` over a fresh raw TLS connection and reads the response.
 pub async fn raw_post(server: &Server, path: &str, body: &[u8]) -> std::io::Result<RawResponse> {
     let mut tls = server.tls(&[b"http/1.1"]).await?;
-    tls.write_all(post_head(path, body.len()).as_bytes()).await?;
+    tls.write_all(post_head(path, body.len()).as_bytes())
+        .await?;
     tls.write_all(body).await?;
     tls.flush().await?;
     read_response(&mut tls).await
