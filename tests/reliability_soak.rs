@@ -20,6 +20,9 @@ const CONCURRENCY: usize = 32;
 const SLOW_CLIENTS: usize = 4;
 const FAULT_EVERY: Duration = Duration::from_secs(5);
 
+/// Fixture name, endpoint, body, and the answer it must get.
+type Case = (String, Endpoint, Vec<u8>, Expected);
+
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
@@ -66,7 +69,7 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
 
     let fixtures = fixtures();
     // The valid policy is the default one, so every answer is known in advance.
-    let cases: Arc<Vec<(String, Endpoint, Vec<u8>, Expected)>> = Arc::new(
+    let cases: Arc<Vec<Case>> = Arc::new(
         fixtures
             .iter()
             .flat_map(|(name, body)| {
