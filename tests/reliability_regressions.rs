@@ -138,3 +138,14 @@ fn int_or_percent_extremes() {
         }
     }
 }
+
+#[test]
+fn binary_quantities_are_capped_like_apimachinery() {
+    // Found by the quantity fuzz target (a wrong expectation there, not a bug): apimachinery caps
+    // binary-suffixed values at 2^63-1, and only those, so a huge `nKi` is smaller than `n`.
+    let huge_ki = Quantity::parse("92288888888883372036803Ki").unwrap();
+    let huge = Quantity::parse("92288888888883372036803").unwrap();
+    assert_eq!(huge_ki, Quantity::parse("9223372036854775807").unwrap());
+    assert!(huge_ki < huge);
+    assert!(Quantity::parse("1Ki").unwrap() > Quantity::parse("1000").unwrap());
+}

@@ -52,7 +52,9 @@ fn check_pair(a: &Quantity, b: &Quantity) {
 
 /// For a plain integer literal, unit suffixes must scale exactly.
 fn check_scaling(s: &str) {
-    if s.is_empty() || s.len() > 30 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    // Up to 15 digits: n * 2^10 stays below 2^63, where apimachinery caps binary-suffixed values
+    // (so a huge `nKi` is smaller than a huge decimal `n`, as in the API server).
+    if s.is_empty() || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return;
     }
     let base = Quantity::parse(s).expect("digits are a quantity");
