@@ -329,7 +329,9 @@ pub(crate) fn check_alias_expansion(text: &str) -> Result<(), yaml::YamlError> {
     let mut total: u64 = 0;
     let mut document = 0;
     // Syntax errors are left to the real parse, which reports them with the same positions.
-    while let Ok(event) = parser.parse() {
+    // A parser panic (see `yaml::parse_documents`) is a syntax error too.
+    let mut next = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse()));
+    while let Ok(Ok(event)) = next() {
         let (n, anchor) = match event.data {
             EventData::StreamEnd => return Ok(()),
             EventData::DocumentEnd { .. } => {
