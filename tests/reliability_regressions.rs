@@ -149,3 +149,32 @@ fn binary_quantities_are_capped_like_apimachinery() {
     assert!(huge_ki < huge);
     assert!(Quantity::parse("1Ki").unwrap() > Quantity::parse("1000").unwrap());
 }
+
+/// Found by the manifest_lint fuzz target: libyaml-safer 0.3.0 reaches
+/// `panic!("TODO: What is expected here?")` in `scan_tag` when a tag is directly followed by a
+/// comma inside a flow collection. The linter (CLI and /lint) and the policy loader of the
+/// running server must report it as a YAML error instead.
+#[test]
+fn yaml_tag_followed_by_comma_is_an_error_not_a_panic() {
+    let inputs = [
+        "[!,]",
+        "{a: !, b: c}",
+        "apiVersion: apps/v1\nkind: DaemonSet\nspec: {selector: !!str, x: 1}\n",
+        "items: [{\"apiVersion\": \"apps/v1\"!, \"kind\": \"DaemonSet\"}]\n",
+        "a: &x [1]\nb: [*x, !,]\n",
+    ];
+    let policy = Policy::default();
+    for text in inputs {
+        let r = lint::lint_http(text.as_bytes(), None, &LintQuery::default(), &policy);
+        assert_eq!(r.status, 400, "{text:?}: {}", r.body);
+        assert!(
+            r.body.contains("directly followed by a comma"),
+            "{}",
+            r.body
+        );
+        let err = Policy::from_yaml(text, "policy.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("directly followed by a comma"), "{err}");
+    }
+}
