@@ -40,7 +40,7 @@ for target in "${targets[@]}"; do
   # -timeout: one input taking more than 10 s is a denial of service worth a report.
   RUST_BACKTRACE=1 cargo fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=262144 \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || true
-  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE|SUMMARY|==[0-9]+== *ERROR|thread .* panicked)' "$log" || true
+  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE|SUMMARY|==[0-9]+== *ERROR|thread .* panicked)' "$log" || true
   # libFuzzer exits non-zero on a crash, but so does a build failure: check both explicitly.
   if ! grep -q 'DONE' "$log"; then
     if ls fuzz/artifacts/"$target"/* >/dev/null 2>&1; then
