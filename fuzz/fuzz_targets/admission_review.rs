@@ -21,23 +21,38 @@ fn check_reply(endpoint: Endpoint, reply: &ReviewReply, input: Option<&Value>) {
     serde_json::to_vec(reply).expect("the reply serializes");
     let resp = &reply.response;
     assert!(!resp.uid.is_empty(), "empty uid in the reply");
-    if let Some(uid) = input.and_then(|v| v.pointer("/request/uid")).and_then(Value::as_str) {
+    if let Some(uid) = input
+        .and_then(|v| v.pointer("/request/uid"))
+        .and_then(Value::as_str)
+    {
         assert_eq!(resp.uid, uid, "the reply must echo request.uid");
     }
     let mut total = 0;
     for w in &resp.warnings {
-        assert!(!w.contains('\n'), "the API server drops a warning with a newline: {w:?}");
-        assert!(w.chars().count() <= 256, "warning over 256 characters: {w:?}");
+        assert!(
+            !w.contains('\n'),
+            "the API server drops a warning with a newline: {w:?}"
+        );
+        assert!(
+            w.chars().count() <= 256,
+            "warning over 256 characters: {w:?}"
+        );
         total += w.len();
     }
     assert!(total <= 4096, "warnings total {total} bytes");
     if !resp.allowed {
         assert!(resp.status.code >= 400, "a denial without a status code");
-        assert!(!resp.status.message.is_empty(), "a denial without a message");
+        assert!(
+            !resp.status.message.is_empty(),
+            "a denial without a message"
+        );
     }
     match endpoint {
         Endpoint::Validate => {
-            assert!(resp.patch.is_none() && resp.patch_type.is_none(), "/validate patched")
+            assert!(
+                resp.patch.is_none() && resp.patch_type.is_none(),
+                "/validate patched"
+            )
         }
         Endpoint::Mutate => assert_eq!(resp.patch.is_some(), resp.patch_type.is_some()),
     }
@@ -53,7 +68,8 @@ fn check_patch(reply: &ReviewReply, input: &Value) {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(patch_b64)
         .expect("the patch is base64");
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("the patch is a JSONPatch");
+    let patch: json_patch::Patch =
+        serde_json::from_slice(&bytes).expect("the patch is a JSONPatch");
     assert!(!patch.0.is_empty(), "an empty patch must be left out");
     let Some(object) = input.pointer("/request/object") else {
         panic!("a patch for a request without an object");

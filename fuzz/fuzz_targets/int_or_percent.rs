@@ -20,7 +20,11 @@ fn expected_percent(s: &str) -> Option<i32> {
     if trimmed.len() > 3 {
         return None;
     }
-    let v: i32 = if trimmed.is_empty() { 0 } else { trimmed.parse().ok()? };
+    let v: i32 = if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.parse().ok()?
+    };
     (v <= 100).then_some(v)
 }
 
@@ -66,7 +70,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         let nodes = u32::from(sel) * 1000 + 7;
-        match (parse_int_or_percent(&IntOrString::String(s.to_string())), expected_percent(s)) {
+        match (
+            parse_int_or_percent(&IntOrString::String(s.to_string())),
+            expected_percent(s),
+        ) {
             (Ok(v), Some(p)) => {
                 assert_eq!(v, IntOrPercent::Percent(p), "{s:?}");
                 assert_eq!(v.is_zero(), p == 0);

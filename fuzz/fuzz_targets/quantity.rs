@@ -27,7 +27,10 @@ fn parse_checked(s: &str) -> Option<Quantity> {
             let again = Quantity::parse(&q.to_string()).expect("the printed text parses again");
             assert_eq!(again.cmp(&q), Ordering::Equal);
             assert_eq!(hash_of(&again), hash_of(&q));
-            assert!(!(q.is_zero() && q.is_negative()), "{s:?}: zero is never negative");
+            assert!(
+                !(q.is_zero() && q.is_negative()),
+                "{s:?}: zero is never negative"
+            );
             Some(q)
         }
         Err(e) => {
@@ -42,8 +45,16 @@ fn parse_checked(s: &str) -> Option<Quantity> {
 
 fn check_pair(a: &Quantity, b: &Quantity) {
     let ab = a.cmp(b);
-    assert_eq!(ab, b.cmp(a).reverse(), "{a} vs {b}: cmp is not antisymmetric");
-    assert_eq!(a == b, ab == Ordering::Equal, "{a} vs {b}: eq disagrees with cmp");
+    assert_eq!(
+        ab,
+        b.cmp(a).reverse(),
+        "{a} vs {b}: cmp is not antisymmetric"
+    );
+    assert_eq!(
+        a == b,
+        ab == Ordering::Equal,
+        "{a} vs {b}: eq disagrees with cmp"
+    );
     assert_eq!(a.partial_cmp(b), Some(ab));
     if a == b {
         assert_eq!(hash_of(a), hash_of(b), "{a} == {b} but their hashes differ");
@@ -96,7 +107,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let [a, b, c] = ok[..] {
-        for (x, y, z) in [(a, b, c), (a, c, b), (b, a, c), (b, c, a), (c, a, b), (c, b, a)] {
+        for (x, y, z) in [
+            (a, b, c),
+            (a, c, b),
+            (b, a, c),
+            (b, c, a),
+            (c, a, b),
+            (c, b, a),
+        ] {
             if x <= y && y <= z {
                 assert!(x <= z, "{x} <= {y} <= {z} but not {x} <= {z}");
             }
