@@ -1,1 +1,1145 @@
-//! AdmissionReview <-> engine.
+//! AdmissionReview <-> engine: parses an `admission.k8s.io/v1` AdmissionReview, asks the engine,
+//! and builds the reply the API server expects. No HTTP here, and no policy logic: the server
+//! calls [`review`] and writes the result.
+//!
+//! The body is parsed once with borrowed types: `request.object` and `request.oldObject` stay raw
+//! JSON text until the request is known to be about an `apps/v1` DaemonSet, so other objects,
+//! DELETEs and subresource requests cost one scan of the bytes.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::config::{Mutations, Policy};
+use crate::policy::{self, Evaluation, Mode, Operation, Request};
+
+/// The only AdmissionReview version served; the API server rejects a reply in another version.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+/// Kind of the request and of the reply.
+pub const KIND: &str = "AdmissionReview";
+
+/// The API server drops a warning that contains a newline and cuts each one at this many
+/// characters.
+const WARNING_MAX_CHARS: usize = 256;
+/// The API server keeps at most 4 KiB of warnings per request, shared with warnings from other
+/// webhooks and deprecation notices; keeping ours under 3 KiB leaves them room.
+const WARNINGS_MAX_BYTES: usize = 3 * 1024;
+
+/// [`Outcome::skip_reason`] of a request about another kind of object.
+pub const SKIP_NOT_DAEMONSET: &str = "not an apps/v1 DaemonSet";
+
+/// Which webhook is being called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/validate`: decides on the final object, never patches.
+    Validate,
+    /// `/mutate`: fills safe defaults; denies only what the API server would reject before
+    /// validating admission (a selector change).
+    Mutate,
+}
+
+impl Endpoint {
+    /// `validate` or `mutate`, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// The policy as each webhook applies it, built once per policy load.
+///
+/// `/validate` never patches, so it evaluates with mutation switched off: a violation that the
+/// mutating webhook would have fixed, but that reaches validation unfixed (the mutating webhook is
+/// not installed, or a later webhook undid the change), is reported and denied as what it is,
+/// instead of being excused by a patch nobody applied. On an object `/mutate` already patched the
+/// two agree, since mutation is idempotent.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    mutating: Policy,
+    validating: Policy,
+}
+
+impl Policies {
+    /// Derives the validating view of `policy`.
+    pub fn new(policy: Policy) -> Self {
+        let mut validating = policy.clone();
+        validating.mutations = Mutations {
+            resources: false,
+            tolerations: false,
+            security: false,
+        };
+        Policies {
+            mutating: policy,
+            validating,
+        }
+    }
+
+    /// The policy as loaded (what `/mutate` applies).
+    pub fn policy(&self) -> &Policy {
+        &self.mutating
+    }
+
+    fn for_endpoint(&self, endpoint: Endpoint) -> &Policy {
+        match endpoint {
+            Endpoint::Validate => &self.validating,
+            Endpoint::Mutate => &self.mutating,
+        }
+    }
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies::new(Policy::default())
+    }
+}
+
+/// Why a body is not an AdmissionReview this webhook can answer. Each one is the caller's
+/// mistake (HTTP 400), except [`AdmissionError::Serialize`].
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    #[error("the request body is empty; expected an admission.k8s.io/v1 AdmissionReview (JSON)")]
+    Empty,
+    #[error("the request body is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the request body is a JSON {0}, not an AdmissionReview object")]
+    NotAnObject(&'static str),
+    #[error("the AdmissionReview is malformed at `{path}`: {message}")]
+    Malformed { path: String, message: String },
+    #[error("apiVersion is missing; expected admission.k8s.io/v1")]
+    NoApiVersion,
+    #[error(
+        "apiVersion admission.k8s.io/v1beta1 is not supported; set admissionReviewVersions: [v1] \
+         in the webhook configuration"
+    )]
+    V1beta1,
+    #[error("apiVersion {0:?} is not supported; expected admission.k8s.io/v1")]
+    ApiVersion(String),
+    #[error("kind {0:?} is not supported; expected AdmissionReview")]
+    Kind(String),
+    #[error("kind is missing; expected AdmissionReview")]
+    NoKind,
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    #[error("request.uid is missing or empty; the reply must echo it")]
+    NoUid,
+    #[error("request.operation is missing; expected CREATE, UPDATE, DELETE or CONNECT")]
+    NoOperation,
+    #[error("request.object is missing on {0}")]
+    NoObject(&'static str),
+    #[error("{field} is not a valid apps/v1 DaemonSet: at `{path}`: {message}")]
+    InvalidObject {
+        field: &'static str,
+        path: String,
+        message: String,
+    },
+    #[error("could not serialize the patch: {0}")]
+    Serialize(serde_json::Error),
+}
+
+impl AdmissionError {
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AdmissionError::Serialize(_) => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// The verdict of one request, for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Admitted as it is.
+    Allowed,
+    /// Admitted with a patch (`/mutate` only).
+    Patched,
+    /// Rejected.
+    Denied,
+    /// Admitted without evaluation: not a DaemonSet, a DELETE or CONNECT, or a subresource.
+    Skipped,
+}
+
+impl Verdict {
+    /// Lowercase name, for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Patched => "patched",
+            Verdict::Denied => "denied",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happened, for the request log line and metrics.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub operation: Operation,
+    pub dry_run: bool,
+    pub verdict: Verdict,
+    /// The findings this webhook acted on: all of them on `/validate`; on `/mutate` the fixed
+    /// ones and the denials.
+    pub findings: Vec<(&'static str, Mode)>,
+    /// Why the request was not evaluated, when [`Verdict::Skipped`].
+    pub skip_reason: Option<&'static str>,
+}
+
+/// The reply to one AdmissionReview, ready to serialize.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewReply {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: ReplyResponse,
+}
+
+/// `response` of the reply.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyResponse {
+    pub uid: String,
+    pub allowed: bool,
+    /// Always present (empty when allowed): some clients, kube-rs among them, require it.
+    pub status: ReplyStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the JSONPatch document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+/// `response.status`: a `metav1.Status`, filled on a denial.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplyStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub code: u16,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub reason: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+fn is_zero(v: &u16) -> bool {
+    *v == 0
+}
+
+/// The reply and what to log about it.
+#[derive(Clone, Debug)]
+pub struct Reviewed {
+    pub reply: ReviewReply,
+    pub outcome: Outcome,
+}
+
+/// HTTP status of a policy denial: the request is understood and refused, as kubectl shows
+/// `Error from server (Forbidden)`.
+const DENY_CODE: u16 = 403;
+const DENY_REASON: &str = "Forbidden";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an AdmissionReview object")]
+struct ReviewIn<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request: Option<RequestIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an AdmissionRequest object")]
+struct RequestIn<'a> {
+    #[serde(borrow, default)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<GroupVersionKind<'a>>,
+    #[serde(borrow, default)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(default)]
+    operation: Option<Operation>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a GroupVersionKind object")]
+struct GroupVersionKind<'a> {
+    #[serde(borrow, default)]
+    group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Cow<'a, str>,
+}
+
+/// `apiVersion` and `kind` of an object, for requests that carry no `request.kind`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an object")]
+struct TypeMetaIn<'a> {
+    #[serde(borrow, default)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kind: Cow<'a, str>,
+}
+
+/// Answers one AdmissionReview body for `endpoint`. Dry runs get the same answer: the webhook has
+/// no side effects.
+pub fn review(
+    endpoint: Endpoint,
+    body: &[u8],
+    policies: &Policies,
+) -> Result<Reviewed, AdmissionError> {
+    let review = parse_envelope(body)?;
+    match review.api_version.as_deref() {
+        Some(API_VERSION) => {}
+        Some("admission.k8s.io/v1beta1") => return Err(AdmissionError::V1beta1),
+        Some(other) => return Err(AdmissionError::ApiVersion(other.to_string())),
+        None => return Err(AdmissionError::NoApiVersion),
+    }
+    match review.kind.as_deref() {
+        Some(KIND) => {}
+        Some(other) => return Err(AdmissionError::Kind(other.to_string())),
+        None => return Err(AdmissionError::NoKind),
+    }
+    let req = review.request.ok_or(AdmissionError::NoRequest)?;
+    let uid = match req.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => uid.to_string(),
+        _ => return Err(AdmissionError::NoUid),
+    };
+    let operation = req.operation.ok_or(AdmissionError::NoOperation)?;
+
+    let mut outcome = Outcome {
+        uid,
+        namespace: req.namespace.as_deref().unwrap_or_default().to_string(),
+        name: req.name.as_deref().unwrap_or_default().to_string(),
+        operation,
+        dry_run: req.dry_run.unwrap_or(false),
+        verdict: Verdict::Skipped,
+        findings: Vec::new(),
+        skip_reason: None,
+    };
+
+    let skip = if matches!(operation, Operation::Delete | Operation::Connect) {
+        Some("the operation is never restricted")
+    } else if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        Some("subresource request")
+    } else if !is_daemonset(&req)? {
+        Some(SKIP_NOT_DAEMONSET)
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        outcome.skip_reason = Some(reason);
+        return Ok(Reviewed {
+            reply: reply(&outcome.uid, true, ReplyStatus::default(), Vec::new(), None),
+            outcome,
+        });
+    }
+
+    let raw = req
+        .object
+        .ok_or(AdmissionError::NoObject(operation.as_str()))?;
+    let object = parse_daemonset(raw, "request.object")?;
+    let old_object = match (operation, req.old_object) {
+        (Operation::Update, Some(raw)) => Some(parse_daemonset(raw, "request.oldObject")?),
+        _ => None,
+    };
+    if let Some(name) = object.metadata.name.as_deref() {
+        outcome.name = name.to_string();
+    } else if outcome.name.is_empty() {
+        if let Some(prefix) = object.metadata.generate_name.as_deref() {
+            // Not named yet: the API server appends a random suffix after admission.
+            outcome.name = format!("{prefix}*");
+        }
+    }
+    if let Some(ns) = object.metadata.namespace.as_deref() {
+        outcome.namespace = ns.to_string();
+    }
+    let engine_req = Request {
+        object: &object,
+        old_object: old_object.as_ref(),
+        operation,
+        namespace: &outcome.namespace,
+    };
+    let evaluation = policy::evaluate(&engine_req, policies.for_endpoint(endpoint));
+    let reply = match endpoint {
+        Endpoint::Validate => validate_reply(&mut outcome, &evaluation),
+        Endpoint::Mutate => mutate_reply(&mut outcome, &evaluation)?,
+    };
+    Ok(Reviewed { reply, outcome })
+}
+
+fn validate_reply(outcome: &mut Outcome, evaluation: &Evaluation) -> ReviewReply {
+    outcome.findings = evaluation
+        .findings
+        .iter()
+        .map(|f| (f.rule, f.mode))
+        .collect();
+    let warnings = fit_warnings(
+        evaluation
+            .findings
+            .iter()
+            .filter(|f| f.mode == Mode::Warn)
+            .map(|f| f.message.as_str()),
+    );
+    let denials: Vec<_> = evaluation.denials().collect();
+    if denials.is_empty() {
+        outcome.verdict = Verdict::Allowed;
+        return reply(&outcome.uid, true, ReplyStatus::default(), warnings, None);
+    }
+    outcome.verdict = Verdict::Denied;
+    let status = deny_status(outcome, &denials);
+    reply(&outcome.uid, false, status, warnings, None)
+}
+
+fn mutate_reply(
+    outcome: &mut Outcome,
+    evaluation: &Evaluation,
+) -> Result<ReviewReply, AdmissionError> {
+    let denials: Vec<_> = policy::mutating_denials(evaluation).collect();
+    outcome.findings = evaluation
+        .findings
+        .iter()
+        .filter(|f| f.fixed || denials.iter().any(|d| std::ptr::eq(*d, *f)))
+        .map(|f| (f.rule, f.mode))
+        .collect();
+    if !denials.is_empty() {
+        outcome.verdict = Verdict::Denied;
+        let status = deny_status(outcome, &denials);
+        return Ok(reply(&outcome.uid, false, status, Vec::new(), None));
+    }
+    let warnings = fit_warnings(
+        evaluation
+            .findings
+            .iter()
+            .filter(|f| f.fixed)
+            .map(|f| f.message.as_str()),
+    );
+    if evaluation.patch.is_empty() {
+        outcome.verdict = Verdict::Allowed;
+        return Ok(reply(
+            &outcome.uid,
+            true,
+            ReplyStatus::default(),
+            warnings,
+            None,
+        ));
+    }
+    let patch = serde_json::to_vec(&evaluation.patch).map_err(AdmissionError::Serialize)?;
+    outcome.verdict = Verdict::Patched;
+    let patch = base64::engine::general_purpose::STANDARD.encode(patch);
+    Ok(reply(
+        &outcome.uid,
+        true,
+        ReplyStatus::default(),
+        warnings,
+        Some(patch),
+    ))
+}
+
+fn reply(
+    uid: &str,
+    allowed: bool,
+    status: ReplyStatus,
+    warnings: Vec<String>,
+    patch: Option<String>,
+) -> ReviewReply {
+    ReviewReply {
+        api_version: API_VERSION,
+        kind: KIND,
+        response: ReplyResponse {
+            uid: uid.to_string(),
+            allowed,
+            status,
+            warnings,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+        },
+    }
+}
+
+/// One message with every denial, one per line, as kubectl prints it after
+/// `admission webhook "..." denied the request: `.
+fn deny_status(outcome: &Outcome, denials: &[&policy::Finding]) -> ReplyStatus {
+    let message =
+        policy::denial_message(&outcome.namespace, &outcome.name, denials.iter().copied());
+    ReplyStatus {
+        status: Some("Failure"),
+        code: DENY_CODE,
+        reason: DENY_REASON,
+        message,
+    }
+}
+
+/// Makes warnings survive the API server's limits: one line each, at most
+/// [`WARNING_MAX_CHARS`], and all of them within [`WARNINGS_MAX_BYTES`]; what does not fit is
+/// counted in a last "and N more".
+fn fit_warnings<'a>(messages: impl Iterator<Item = &'a str>) -> Vec<String> {
+    const MORE_RESERVE: usize = 96;
+    let messages: Vec<&str> = messages.collect();
+    let mut out = Vec::new();
+    let mut used = 0;
+    for (i, m) in messages.iter().enumerate() {
+        let w = one_line(m);
+        let remaining = messages.len() - i - 1;
+        let reserve = if remaining > 0 { MORE_RESERVE } else { 0 };
+        if used + w.len() + reserve > WARNINGS_MAX_BYTES {
+            out.push(format!(
+                "and {} more warnings: run `daemonset-guard lint` on the manifest for the full list",
+                messages.len() - i
+            ));
+            return out;
+        }
+        used += w.len();
+        out.push(w);
+    }
+    out
+}
+
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(WARNING_MAX_CHARS * 4));
+    let fits = message.chars().nth(WARNING_MAX_CHARS).is_none();
+    for (i, c) in message.chars().enumerate() {
+        if !fits && i == WARNING_MAX_CHARS - 1 {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+fn parse_envelope(body: &[u8]) -> Result<ReviewIn<'_>, AdmissionError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Err(AdmissionError::Empty),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) => AdmissionError::NotAnObject(json_type(body)),
+                    Err(e) => AdmissionError::NotJson(e),
+                },
+            )
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let review: ReviewIn<'_> = match serde_path_to_error::deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(if inner.is_data() {
+                AdmissionError::Malformed {
+                    path,
+                    message: inner.to_string(),
+                }
+            } else {
+                AdmissionError::NotJson(inner)
+            });
+        }
+    };
+    de.end().map_err(AdmissionError::NotJson)?;
+    Ok(review)
+}
+
+fn json_type(body: &[u8]) -> &'static str {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+fn is_daemonset(req: &RequestIn<'_>) -> Result<bool, AdmissionError> {
+    if let Some(gvk) = &req.kind {
+        return Ok(gvk.group == "apps" && gvk.version == "v1" && gvk.kind == "DaemonSet");
+    }
+    // `request.kind` is always set by the API server; fall back to the object for hand-made
+    // reviews.
+    let Some(raw) = req.object.or(req.old_object) else {
+        return Ok(false);
+    };
+    let meta: TypeMetaIn<'_> =
+        serde_json::from_str(raw.get()).map_err(|e| AdmissionError::Malformed {
+            path: "request.object".into(),
+            message: e.to_string(),
+        })?;
+    Ok(meta.api_version == "apps/v1" && meta.kind == "DaemonSet")
+}
+
+fn parse_daemonset(raw: &RawValue, field: &'static str) -> Result<DaemonSet, AdmissionError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| AdmissionError::InvalidObject {
+        field,
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../shared/fixtures/admission/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn daemonset() -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": "monitoring"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "agent"}},
+                    "spec": {"containers": [{"name": "agent", "image": "example.com/agent:1"}]}
+                }
+            }
+        })
+    }
+
+    fn review_of(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        }))
+        .unwrap()
+    }
+
+    fn request(operation: &str, object: Value, old: Value) -> Value {
+        json!({
+            "uid": "0b4f6a3e-1111-2222-3333-444455556666",
+            "kind": {"group": "apps", "version": "v1", "kind": "DaemonSet"},
+            "resource": {"group": "apps", "version": "v1", "resource": "daemonsets"},
+            "name": "agent",
+            "namespace": "monitoring",
+            "operation": operation,
+            "userInfo": {"username": "admin"},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false,
+        })
+    }
+
+    fn run(endpoint: Endpoint, body: &[u8]) -> Reviewed {
+        review(endpoint, body, &Policies::default()).expect("review")
+    }
+
+    fn err(body: &[u8]) -> String {
+        review(Endpoint::Validate, body, &Policies::default())
+            .expect_err("must fail")
+            .to_string()
+    }
+
+    fn to_json(r: &Reviewed) -> Value {
+        serde_json::to_value(&r.reply).unwrap()
+    }
+
+    #[test]
+    fn rejects_bodies_that_are_not_admission_reviews() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "body is empty"),
+            (b"  \n", "body is empty"),
+            (b"{", "not valid JSON"),
+            (b"{\"apiVersion\": \xff}", "not valid JSON"),
+            (b"[1,2]", "JSON array, not an AdmissionReview"),
+            (b"42", "JSON number"),
+            (b"\"x\"", "JSON string"),
+            (b"nul", "not valid JSON"),
+            (b"{} trailing", "not valid JSON"),
+            (b"{\"apiVersion\": 5}", "malformed at `apiVersion`"),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":5}",
+                "malformed at `request`: invalid type: integer `5`, expected an AdmissionRequest",
+            ),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":[]}}",
+                "malformed at `request.uid`",
+            ),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\",\"operation\":\"PATCH\"}}",
+                "malformed at `request.operation`: unknown variant `PATCH`",
+            ),
+            (b"{\"kind\":\"AdmissionReview\"}", "apiVersion is missing"),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\"}",
+                "admission.k8s.io/v1beta1 is not supported; set admissionReviewVersions: [v1]",
+            ),
+            (b"{\"apiVersion\":\"v1\"}", "apiVersion \"v1\" is not supported"),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\"}",
+                "kind \"Pod\" is not supported",
+            ),
+            (b"{\"apiVersion\":\"admission.k8s.io/v1\"}", "kind is missing"),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
+                "has no request",
+            ),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{}}",
+                "request.uid is missing",
+            ),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"\"}}",
+                "request.uid is missing",
+            ),
+            (
+                b"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"u\"}}",
+                "request.operation is missing",
+            ),
+        ];
+        for (body, want) in cases {
+            let got = err(body);
+            assert!(
+                got.contains(want),
+                "{:?}: got {got:?}, want {want:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        // fieldsV1 is free-form JSON, the one place a DaemonSet accepts arbitrary nesting.
+        let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let mut ds = daemonset();
+        ds["metadata"]["managedFields"] = json!([{"manager": "m", "fieldsV1": "NESTED"}]);
+        let body = String::from_utf8(review_of(request("CREATE", ds, Value::Null)))
+            .unwrap()
+            .replace("\"NESTED\"", &nested);
+        let got = err(body.as_bytes());
+        assert!(got.contains("recursion limit exceeded"), "{got}");
+        assert!(got.contains("metadata.managedFields[0].fieldsV1"), "{got}");
+
+        // Nesting inside a skipped object is scanned without recursion.
+        let body = format!(
+            "{{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{{\"uid\":\"u\",\"operation\":\"DELETE\",\"oldObject\":{nested}}}}}"
+        );
+        let r = run(Endpoint::Validate, body.as_bytes());
+        assert_eq!(r.outcome.verdict, Verdict::Skipped);
+    }
+
+    #[test]
+    fn invalid_daemonset_names_the_field() {
+        let mut ds = daemonset();
+        ds["spec"]["template"]["spec"]["containers"][0]["ports"] = json!("80");
+        let got = err(&review_of(request("CREATE", ds, Value::Null)));
+        assert!(
+            got.starts_with(
+                "request.object is not a valid apps/v1 DaemonSet: at `spec.template.spec.containers[0].ports`"
+            ),
+            "{got}"
+        );
+        let mut old = daemonset();
+        old["metadata"]["labels"] = json!([]);
+        let got = err(&review_of(request("UPDATE", daemonset(), old)));
+        assert!(
+            got.starts_with(
+                "request.oldObject is not a valid apps/v1 DaemonSet: at `metadata.labels`"
+            ),
+            "{got}"
+        );
+        let got = err(&review_of(request("CREATE", Value::Null, Value::Null)));
+        assert_eq!(got, "request.object is missing on CREATE");
+    }
+
+    #[test]
+    fn delete_connect_subresources_and_other_kinds_are_allowed_unevaluated() {
+        let mut status = request("UPDATE", json!({"not": "a daemonset"}), Value::Null);
+        status["subResource"] = json!("status");
+        let mut pod = request(
+            "CREATE",
+            json!({"apiVersion": "v1", "kind": "Pod"}),
+            Value::Null,
+        );
+        pod["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let mut no_kind = request(
+            "CREATE",
+            json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            Value::Null,
+        );
+        no_kind.as_object_mut().unwrap().remove("kind");
+        let cases = [
+            request("DELETE", Value::Null, json!({"garbage": true})),
+            request("CONNECT", Value::Null, Value::Null),
+            status,
+            pod,
+            no_kind,
+        ];
+        for req in cases {
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let r = run(endpoint, &review_of(req.clone()));
+                assert_eq!(r.outcome.verdict, Verdict::Skipped, "{req}");
+                assert!(r.outcome.skip_reason.is_some());
+                let v = to_json(&r);
+                assert_eq!(v["response"]["allowed"], true);
+                assert_eq!(v["response"]["uid"], "0b4f6a3e-1111-2222-3333-444455556666");
+                assert!(v["response"].get("patch").is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn delete_fixture_is_allowed() {
+        let r = run(Endpoint::Validate, &fixture("delete.json"));
+        assert_eq!(r.outcome.verdict, Verdict::Skipped);
+        assert_eq!(r.outcome.operation, Operation::Delete);
+        assert_eq!(r.reply.response.uid, "05f5ed57-83b7-4015-896d-1ac26d222565");
+        assert_eq!(r.outcome.name, "busybox-minimal");
+    }
+
+    #[test]
+    fn reply_has_exact_type_meta_and_echoes_uid() {
+        let body = fixture("create-fluentd.json");
+        let req: Value = serde_json::from_slice(&body).unwrap();
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            let v = to_json(&run(endpoint, &body));
+            assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+            assert_eq!(v["kind"], "AdmissionReview");
+            assert_eq!(v["response"]["uid"], req["request"]["uid"]);
+            assert!(v["response"]["status"].is_object());
+        }
+    }
+
+    #[test]
+    fn every_fixture_gets_an_answer_on_both_endpoints() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/admission");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            n += 1;
+            let body = std::fs::read(&path).unwrap();
+            let req: Value = serde_json::from_slice(&body).unwrap();
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let r = run(endpoint, &body);
+                assert_eq!(r.reply.response.uid, req["request"]["uid"], "{path:?}");
+                if endpoint == Endpoint::Validate {
+                    assert!(r.reply.response.patch.is_none());
+                }
+                for w in &r.reply.response.warnings {
+                    assert!(!w.contains('\n') && w.chars().count() <= WARNING_MAX_CHARS);
+                }
+            }
+        }
+        assert_eq!(n, 15);
+    }
+
+    #[test]
+    fn mutate_denies_the_selector_change_fixture() {
+        let r = run(Endpoint::Mutate, &fixture("update-selector-change.json"));
+        assert_eq!(r.outcome.verdict, Verdict::Denied);
+        let msg = &r.reply.response.status.message;
+        assert!(
+            msg.starts_with("DaemonSet default/busybox-minimal:\n  [selector-immutable] "),
+            "{msg}"
+        );
+        assert!(msg.ends_with("(at spec.selector)"), "{msg}");
+        assert!(r.reply.response.patch.is_none());
+    }
+
+    #[test]
+    fn validate_denies_what_mutation_would_have_fixed_but_did_not() {
+        // Captured on the validating path behind a mutating webhook that returned no patch.
+        let body = fixture("create-busybox-minimal.json");
+        let m = run(Endpoint::Mutate, &body);
+        assert_eq!(m.outcome.verdict, Verdict::Patched);
+        assert!(m
+            .outcome
+            .findings
+            .contains(&("resources-requests-missing", Mode::Enforce)));
+        let v = run(Endpoint::Validate, &body);
+        assert_eq!(v.outcome.verdict, Verdict::Denied);
+        let msg = &v.reply.response.status.message;
+        assert!(
+            msg.contains("[resources-requests-missing] container \"busybox\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn dry_run_gets_the_same_answer() {
+        let body = fixture("dry-run-create.json");
+        let mut req: Value = serde_json::from_slice(&body).unwrap();
+        req["request"]["dryRun"] = json!(false);
+        let wet = serde_json::to_vec(&req).unwrap();
+        for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+            let dry = run(endpoint, &body);
+            assert!(dry.outcome.dry_run);
+            let wet = run(endpoint, &wet);
+            assert!(!wet.outcome.dry_run);
+            assert_eq!(to_json(&dry), to_json(&wet));
+        }
+    }
+
+    #[test]
+    fn warnings_fit_the_api_server_limits() {
+        let long = "x".repeat(1000);
+        let with_newline = "first line\nsecond line";
+        let w = fit_warnings([long.as_str(), with_newline].into_iter());
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].chars().count(), WARNING_MAX_CHARS);
+        assert!(w[0].ends_with('…'));
+        assert_eq!(w[1], "first line second line");
+
+        let many: Vec<String> = (0..200)
+            .map(|i| format!("container \"c{i}\": {}", "y".repeat(100)))
+            .collect();
+        let w = fit_warnings(many.iter().map(String::as_str));
+        let total: usize = w.iter().map(String::len).sum();
+        assert!(total <= WARNINGS_MAX_BYTES, "{total}");
+        let last = w.last().unwrap();
+        let kept = w.len() - 1;
+        assert_eq!(last, &format!("and {} more warnings: run `daemonset-guard lint` on the manifest for the full list", 200 - kept));
+        assert!(kept > 10);
+
+        let exact = "z".repeat(WARNING_MAX_CHARS);
+        assert_eq!(
+            fit_warnings([exact.as_str()].into_iter()),
+            vec![exact.clone()]
+        );
+
+        let few = ["a", "b"];
+        assert_eq!(fit_warnings(few.into_iter()), vec!["a", "b"]);
+        assert!(fit_warnings(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn deny_message_lists_each_finding_with_its_path() {
+        let outcome = Outcome {
+            uid: "u".into(),
+            namespace: "monitoring".into(),
+            name: "node-agent".into(),
+            operation: Operation::Create,
+            dry_run: false,
+            verdict: Verdict::Denied,
+            findings: vec![],
+            skip_reason: None,
+        };
+        let f1 = policy::Finding {
+            rule: "security-privileged",
+            mode: Mode::Enforce,
+            path: "/spec/template/spec/containers/0/securityContext/privileged".into(),
+            message: "container \"agent\": securityContext.privileged is true; remove it".into(),
+            fixed: false,
+        };
+        let f2 = policy::Finding {
+            rule: "spec-restart-policy",
+            path: "/spec/template/spec/restartPolicy".into(),
+            message: "restartPolicy must be Always".into(),
+            ..f1.clone()
+        };
+        let s = deny_status(&outcome, &[&f1, &f2]);
+        assert_eq!(s.code, 403);
+        assert_eq!(s.reason, "Forbidden");
+        assert_eq!(s.status, Some("Failure"));
+        assert_eq!(
+            s.message,
+            "DaemonSet monitoring/node-agent:\n  [security-privileged] container \"agent\": \
+             securityContext.privileged is true; remove it (at \
+             spec.template.spec.containers[0].securityContext.privileged)\n  \
+             [spec-restart-policy] restartPolicy must be Always (at spec.template.spec.restartPolicy)"
+        );
+    }
+
+    fn outcome() -> Outcome {
+        Outcome {
+            uid: "u".into(),
+            namespace: "ns".into(),
+            name: "ds".into(),
+            operation: Operation::Update,
+            dry_run: false,
+            verdict: Verdict::Skipped,
+            findings: vec![],
+            skip_reason: None,
+        }
+    }
+
+    fn finding(rule: &'static str, mode: Mode, fixed: bool) -> policy::Finding {
+        policy::Finding {
+            rule,
+            mode,
+            path: "/spec/selector".into(),
+            message: format!("{rule} message"),
+            fixed,
+        }
+    }
+
+    #[test]
+    fn mutate_returns_the_patch_and_says_what_it_changed() {
+        let e = Evaluation {
+            findings: vec![
+                finding("resources-requests-missing", Mode::Enforce, true),
+                finding("security-seccomp-profile", Mode::Warn, true),
+                finding("tolerations-blanket-exists", Mode::Warn, false),
+                finding("security-privileged", Mode::Enforce, false),
+            ],
+            patch: vec![policy::add_op("/spec/minReadySeconds", json!(5))],
+        };
+        let mut o = outcome();
+        let r = mutate_reply(&mut o, &e).unwrap();
+        assert_eq!(o.verdict, Verdict::Patched);
+        let v = serde_json::to_value(&r).unwrap();
+        let resp = &v["response"];
+        assert_eq!(
+            resp["allowed"], true,
+            "only a selector change is denied by /mutate"
+        );
+        assert_eq!(resp["patchType"], "JSONPatch");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().unwrap())
+            .unwrap();
+        let patch: Value = serde_json::from_slice(&patch).unwrap();
+        assert_eq!(
+            patch,
+            json!([{"op": "add", "path": "/spec/minReadySeconds", "value": 5}])
+        );
+        assert_eq!(
+            resp["warnings"],
+            json!([
+                "resources-requests-missing message",
+                "security-seccomp-profile message"
+            ])
+        );
+        assert_eq!(
+            o.findings,
+            vec![
+                ("resources-requests-missing", Mode::Enforce),
+                ("security-seccomp-profile", Mode::Warn)
+            ]
+        );
+
+        let mut o = outcome();
+        let r = mutate_reply(&mut o, &Evaluation::default()).unwrap();
+        assert_eq!(o.verdict, Verdict::Allowed);
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["response"].get("patch").is_none() && v["response"].get("patchType").is_none());
+        assert!(v["response"].get("warnings").is_none());
+    }
+
+    #[test]
+    fn mutate_denies_only_a_selector_change() {
+        let e = Evaluation {
+            findings: vec![
+                finding("security-privileged", Mode::Enforce, false),
+                finding("selector-immutable", Mode::Enforce, false),
+                finding("resources-requests-missing", Mode::Enforce, true),
+            ],
+            patch: vec![policy::add_op("/spec/minReadySeconds", json!(5))],
+        };
+        let mut o = outcome();
+        let r = mutate_reply(&mut o, &e).unwrap();
+        assert_eq!(o.verdict, Verdict::Denied);
+        assert!(!r.response.allowed);
+        assert!(r.response.patch.is_none() && r.response.patch_type.is_none());
+        assert_eq!(r.response.status.code, 403);
+        assert_eq!(
+            r.response.status.message,
+            "DaemonSet ns/ds:\n  [selector-immutable] selector-immutable message (at spec.selector)"
+        );
+        assert!(o.findings.contains(&("selector-immutable", Mode::Enforce)));
+        assert!(!o.findings.contains(&("security-privileged", Mode::Enforce)));
+    }
+
+    #[test]
+    fn validate_denies_every_enforce_finding_and_warns_the_rest() {
+        let e = Evaluation {
+            findings: vec![
+                finding("security-privileged", Mode::Enforce, false),
+                finding("tolerations-blanket-exists", Mode::Warn, false),
+                finding("spec-restart-policy", Mode::Enforce, false),
+            ],
+            patch: vec![],
+        };
+        let mut o = outcome();
+        let r = validate_reply(&mut o, &e);
+        assert_eq!(o.verdict, Verdict::Denied);
+        assert!(!r.response.allowed);
+        assert!(r.response.patch.is_none());
+        assert_eq!(
+            r.response.warnings,
+            vec!["tolerations-blanket-exists message"]
+        );
+        let m = &r.response.status.message;
+        assert!(
+            m.contains("[security-privileged]") && m.contains("[spec-restart-policy]"),
+            "{m}"
+        );
+        assert!(!m.contains("tolerations-blanket-exists"));
+        assert_eq!(o.findings.len(), 3);
+
+        let warn_only = Evaluation {
+            findings: vec![finding("tolerations-blanket-exists", Mode::Warn, false)],
+            patch: vec![],
+        };
+        let mut o = outcome();
+        let r = validate_reply(&mut o, &warn_only);
+        assert_eq!(o.verdict, Verdict::Allowed);
+        assert!(r.response.allowed);
+        assert_eq!(r.response.warnings.len(), 1);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["response"]["status"], json!({}));
+    }
+
+    #[test]
+    fn validating_policy_never_mutates() {
+        let p = Policies::default();
+        assert!(p.policy().mutations.resources);
+        let v = p.for_endpoint(Endpoint::Validate);
+        assert!(!v.mutations.resources && !v.mutations.tolerations && !v.mutations.security);
+        assert_eq!(p.for_endpoint(Endpoint::Mutate), p.policy());
+    }
+
+    #[test]
+    fn generate_name_is_shown_when_there_is_no_name() {
+        let mut ds = daemonset();
+        ds["metadata"] = json!({"generateName": "agent-", "namespace": "monitoring"});
+        let mut req = request("CREATE", ds, Value::Null);
+        req.as_object_mut().unwrap().remove("name");
+        let r = run(Endpoint::Validate, &review_of(req));
+        assert_eq!(r.outcome.name, "agent-*");
+        assert_eq!(r.outcome.namespace, "monitoring");
+    }
+
+    #[test]
+    fn escaped_strings_and_unknown_fields_are_fine() {
+        let mut req = request("CREATE", daemonset(), Value::Null);
+        req["uid"] = json!("uid-with-\"quote\"");
+        req["futureField"] = json!({"x": [1, 2, 3]});
+        let r = run(Endpoint::Validate, &review_of(req));
+        assert_eq!(r.reply.response.uid, "uid-with-\"quote\"");
+        assert_ne!(r.outcome.verdict, Verdict::Skipped);
+    }
+}

@@ -297,10 +297,7 @@ fn rule_matches(list: &[String], rule: &str) -> bool {
 impl Policy {
     /// Parses and validates a policy file. `source_name` names the file in errors.
     pub fn from_yaml(text: &str, source_name: &str) -> Result<Policy, ConfigError> {
-        // The same alias budget as the linter: a policy ConfigMap is reloaded by the running server.
-        let parsed = crate::lint::load::check_alias_expansion(text)
-            .and_then(|()| yaml::parse_documents(text));
-        let mut docs = parsed.map_err(|err| ConfigError::Yaml {
+        let mut docs = yaml::parse_documents(text).map_err(|err| ConfigError::Yaml {
             source_name: source_name.to_string(),
             err,
         })?;

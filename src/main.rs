@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the admission webhook (HTTPS) and the metrics listener.
-    Serve(server::ServeArgs),
+    Serve(Box<server::ServeArgs>),
     /// Lint manifests offline (or through a running server): exactly what admission would say.
     Lint(lint::LintArgs),
     /// List every rule with its default mode, what it checks, why, and how to fix it.
@@ -37,7 +37,7 @@ enum PolicyCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => match server::run(args) {
+        Command::Serve(args) => match server::run(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -147,7 +147,18 @@ struct Builder {
     anchors: HashMap<String, Value>,
     root: Option<Value>,
     error: Option<YamlError>,
+    /// Values the current document holds once its aliases are expanded.
+    expanded: u64,
+    /// Size of each anchored value, so an alias costs what it expands to.
+    anchor_sizes: HashMap<String, u64>,
+    /// `expanded` when each open collection started.
+    open_sizes: Vec<u64>,
 }
+
+/// The most values a document may hold once its aliases are expanded. Real manifests hold a few
+/// thousand; a few hundred bytes of nested aliases ("billion laughs") would otherwise expand to
+/// more than memory holds, and `/lint` is reachable by anyone in the cluster.
+pub const MAX_EXPANDED_VALUES: u64 = 1_000_000;
 
 /// The YAML merge key (`<<: *defaults`), which go-yaml (and so kubectl) honours.
 const MERGE_KEY: &str = "<<";
@@ -177,8 +188,22 @@ impl Builder {
         }
     }
 
-    fn insert(&mut self, value: Value, anchor: Option<String>, mark: Mark) {
+    /// Counts `n` more values; false (and an error) past [`MAX_EXPANDED_VALUES`].
+    fn count(&mut self, n: u64, mark: Mark) -> bool {
+        self.expanded = self.expanded.saturating_add(n);
+        if self.expanded > MAX_EXPANDED_VALUES {
+            self.fail(
+                mark,
+                format!("aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing to expand them"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn insert(&mut self, value: Value, anchor: Option<String>, size: u64, mark: Mark) {
         if let Some(a) = anchor {
+            self.anchor_sizes.insert(a.clone(), size);
             self.anchors.insert(a, value.clone());
         }
         let mut failure = None;
@@ -244,10 +269,12 @@ impl Builder {
             }
         };
         self.locations.entry(ptr.clone()).or_insert(location(mark));
+        self.open_sizes.push(self.expanded);
         self.stack.push((frame_for(ptr), anchor));
     }
 
     fn close(&mut self, mark: Mark) {
+        let start = self.open_sizes.pop().unwrap_or(self.expanded);
         if let Some((frame, anchor)) = self.stack.pop() {
             let value = match frame {
                 Frame::Seq(items, _) => Value::Array(items),
@@ -260,7 +287,10 @@ impl Builder {
                     Value::Object(map)
                 }
             };
-            self.insert(value, anchor, mark);
+            let size = self.expanded - start + 1;
+            if self.count(1, mark) {
+                self.insert(value, anchor, size, mark);
+            }
         }
     }
 
@@ -270,6 +300,8 @@ impl Builder {
                 self.root = None;
                 self.locations = HashMap::new();
                 self.anchors.clear();
+                self.anchor_sizes.clear();
+                self.expanded = 0;
             }
             EventData::DocumentEnd { .. } => {
                 if let Some(value) = self.root.take() {
@@ -292,21 +324,30 @@ impl Builder {
             } => {
                 let Some(ptr) = self.next_pointer() else {
                     // Keys keep their text: `y:` or `on:` is a key named "y" or "on", not `true`.
-                    self.insert(Value::String(value), anchor, mark);
+                    self.insert(Value::String(value), anchor, 1, mark);
                     return;
                 };
                 self.locations.entry(ptr).or_insert(location(mark));
+                if !self.count(1, mark) {
+                    return;
+                }
                 match scalar(value, style, tag.as_deref()) {
-                    Ok(v) => self.insert(v, anchor, mark),
+                    Ok(v) => self.insert(v, anchor, 1, mark),
                     Err(msg) => self.fail(mark, msg),
                 }
             }
-            EventData::Alias { anchor } => match self.anchors.get(&anchor).cloned() {
-                Some(v) => {
+            EventData::Alias { anchor } => match self.anchors.get(&anchor) {
+                Some(_) => {
+                    let size = self.anchor_sizes.get(&anchor).copied().unwrap_or(1);
+                    // Count before cloning: the clone is what would exhaust memory.
+                    if !self.count(size, mark) {
+                        return;
+                    }
+                    let v = self.anchors.get(&anchor).cloned().unwrap_or(Value::Null);
                     if let Some(ptr) = self.next_pointer() {
                         self.locations.entry(ptr).or_insert(location(mark));
                     }
-                    self.insert(v, None, mark)
+                    self.insert(v, None, size, mark)
                 }
                 None => self.fail(mark, format!("alias *{anchor} refers to an unknown anchor")),
             },
@@ -549,6 +590,21 @@ mod tests {
     fn merges_merge_keys() {
         let docs = parse_documents("base: &b {x: 1, on: 2}\nd:\n  <<: *b\n  on: 3\n").unwrap();
         assert_eq!(docs[0].value["d"], json!({"x": 1, "on": 3}));
+    }
+
+    #[test]
+    fn refuses_alias_bombs_before_expanding_them() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = parse_documents(&text).unwrap_err();
+        assert!(e.message.contains("aliases expand"), "{e:?}");
+        assert_eq!((e.document, e.line), (0, 6));
+        // Ordinary anchors are fine, and the count starts again in each document.
+        let ok = "base: &b {cpu: 1m}\nx: *b\ny: *b\n---\n".repeat(3);
+        assert_eq!(parse_documents(&ok).unwrap().len(), 3);
     }
 
     #[test]

@@ -1260,9 +1260,6 @@ fn helm_test_pod_lints_an_admissible_daemonset_and_sees_only_the_ca() {
         assert!(hooks(pod).contains("test"), "{ctx}: helm test hook");
         let spec = &pod["spec"];
         assert_eq!(spec["restartPolicy"], "Never", "{ctx}");
-        let args = strs(&spec["containers"][0]["args"]);
-        assert_eq!(args.first(), Some(&"lint"), "{ctx}");
-        assert_eq!(flag_value(&args, "--ca-cert"), Some("/ca/ca.crt"), "{ctx}");
         let ca = spec["volumes"]
             .as_array()
             .and_then(|vs| vs.iter().find(|v| v["name"] == "ca"))
@@ -1281,27 +1278,49 @@ fn helm_test_pod_lints_an_admissible_daemonset_and_sees_only_the_ca() {
             .into_iter()
             .find(|c| name(c) == format!("{}-test", fullname()))
             .expect("test ConfigMap");
-        let manifest = cm["data"]["daemonset.yaml"]
-            .as_str()
-            .expect("daemonset.yaml");
-        let file = args.last().expect("file arg");
-        assert_eq!(*file, "/manifests/daemonset.yaml", "{ctx}");
-        let doc = parse_documents(manifest).expect("test manifest parses");
-        let ds: k8s_openapi::api::apps::v1::DaemonSet =
-            serde_json::from_value(doc[0].value.clone()).expect("test manifest is a DaemonSet");
         let policy =
             Policy::from_yaml(&policy_text(&objs, &ctx), "policy.yaml").expect("policy parses");
-        let req = Request {
-            object: &ds,
-            old_object: None,
-            operation: Operation::Create,
-            namespace: "default",
-        };
-        let decision = policy::decide(&req, &policy).expect("decide");
-        assert!(
-            decision.allowed(),
-            "{ctx}: the helm test DaemonSet must be admitted, got {:?}",
-            decision.validation.findings
+        let containers = spec["containers"].as_array().expect("containers");
+        let mut expectations = Vec::new();
+        for c in containers {
+            let args = strs(&c["args"]);
+            assert_eq!(args.first(), Some(&"lint"), "{ctx}");
+            assert_eq!(flag_value(&args, "--ca-cert"), Some("/ca/ca.crt"), "{ctx}");
+            let expect = flag_value(&args, "--expect").expect("--expect");
+            let file = args.last().expect("file arg");
+            let key = file
+                .strip_prefix("/manifests/")
+                .expect("file under /manifests");
+            let manifest = cm["data"][key]
+                .as_str()
+                .expect("manifest in the test ConfigMap");
+            let doc = parse_documents(manifest).expect("test manifest parses");
+            let ds: k8s_openapi::api::apps::v1::DaemonSet =
+                serde_json::from_value(doc[0].value.clone()).expect("test manifest is a DaemonSet");
+            let req = Request {
+                object: &ds,
+                old_object: None,
+                operation: Operation::Create,
+                namespace: "default",
+            };
+            let decision = policy::decide(&req, &policy).expect("decide");
+            let verdict = if decision.allowed() {
+                "allowed"
+            } else {
+                "denied"
+            };
+            assert_eq!(
+                verdict, expect,
+                "{ctx}: {key} must be {expect} by the chart's policy, got {:?}",
+                decision.validation.findings
+            );
+            expectations.push(expect.to_string());
+        }
+        expectations.sort();
+        assert_eq!(
+            expectations,
+            ["allowed", "denied"],
+            "{ctx}: one admissible and one known-bad DaemonSet"
         );
         if sets.iter().any(|s| s == "tls.mode=existingSecret") {
             assert_eq!(cm["data"]["ca.crt"], FAKE_CA_PEM, "{ctx}: CA from caBundle");

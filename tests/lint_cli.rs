@@ -116,6 +116,28 @@ fn good_example_is_allowed_without_findings() {
 }
 
 #[test]
+fn expect_turns_the_verdict_into_the_exit_code() {
+    assert_eq!(code(&lint(&["--expect", "denied", BAD], None)), 0);
+    assert_eq!(code(&lint(&["--expect", "allowed", BAD], None)), 1);
+    assert_eq!(code(&lint(&["--expect", "allowed", GOOD], None)), 0);
+    assert_eq!(code(&lint(&["--expect", "denied", GOOD], None)), 1);
+    // Both files: not every DaemonSet is denied.
+    assert_eq!(code(&lint(&["--expect", "denied", BAD, GOOD], None)), 1);
+    // Nothing to judge is not a pass, and unreadable input stays 2.
+    assert_eq!(
+        code(&lint(
+            &["--expect", "denied", "-"],
+            Some(b"kind: ConfigMap\napiVersion: v1\n")
+        )),
+        1
+    );
+    assert_eq!(
+        code(&lint(&["--expect", "denied", "-"], Some(b"a: [\n"))),
+        2
+    );
+}
+
+#[test]
 fn bad_example_is_denied_at_hand_checked_locations() {
     let o = lint(&["--format", "json", BAD], None);
     assert_eq!(code(&o), 1, "{}", stderr(&o));

@@ -52,6 +52,36 @@ pub struct LintArgs {
     /// Colour the text report.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Exit 0 only when every DaemonSet gets this verdict (and there is at least one), else 1:
+    /// for smoke tests that must see a known-bad manifest denied, e.g. `helm test`, whose Pods
+    /// have no shell to invert an exit code.
+    #[arg(long, value_enum, value_name = "VERDICT")]
+    pub expect: Option<Expect>,
+}
+
+/// The verdict `--expect` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Expect {
+    Allowed,
+    Denied,
+}
+
+/// The exit code of a run: the report's own, or with `--expect`, whether every DaemonSet got the
+/// expected verdict. Unreadable input stays 2 either way.
+fn exit_code(report: &super::report::Report, expect: Option<Expect>) -> u8 {
+    let code = report.exit_code();
+    match expect {
+        _ if code == 2 => 2,
+        None => code,
+        Some(want) => {
+            let s = &report.summary;
+            let all = match want {
+                Expect::Allowed => s.allowed,
+                Expect::Denied => s.denied,
+            };
+            u8::from(!(s.daemonsets > 0 && all == s.daemonsets))
+        }
+    }
 }
 
 fn parse_operation(s: &str) -> Result<Operation, String> {
@@ -293,7 +323,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
     }
 
     let report = report(files, errors, &opts);
-    let code = report.exit_code();
+    let code = exit_code(&report, args.expect);
     if args.fix {
         let color = use_color(args.color, std::io::stderr().is_terminal());
         eprint!("{}", render(&report, args.format, color));

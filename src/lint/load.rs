@@ -6,9 +6,7 @@ use serde_json::Value;
 
 use super::report::{ErrorKind, InputError, Locator, Skipped};
 use crate::policy::escape_token;
-use crate::yaml::{self, Document};
-use libyaml_safer::{EventData, Parser};
-use std::collections::HashMap;
+use crate::yaml::Document;
 
 /// API versions under which DaemonSets used to be served; Kubernetes 1.16 stopped serving them.
 pub const REMOVED_API_VERSIONS: &[&str] = &["extensions/v1beta1", "apps/v1beta2"];
@@ -309,79 +307,6 @@ fn number_text(n: &serde_json::Number) -> String {
     n.to_string()
 }
 
-/// The most values a document may hold once its aliases are expanded. Real manifests hold a few
-/// thousand; a few hundred bytes of nested aliases ("billion laughs") would otherwise expand to
-/// more than memory holds, and `/lint` is reachable by anyone in the cluster.
-pub const MAX_EXPANDED_VALUES: u64 = 1_000_000;
-
-/// Refuses input whose aliases expand beyond [`MAX_EXPANDED_VALUES`], before anything is built.
-/// It walks the parser's events and only counts: an alias costs the size of its anchor.
-pub(crate) fn check_alias_expansion(text: &str) -> Result<(), yaml::YamlError> {
-    if !text.contains('*') {
-        return Ok(());
-    }
-    let mut input = text.as_bytes();
-    let mut parser = Parser::new();
-    parser.set_input_string(&mut input);
-    // Values in each open collection, with its anchor.
-    let mut open: Vec<(u64, Option<String>)> = Vec::new();
-    let mut anchors: HashMap<String, u64> = HashMap::new();
-    let mut total: u64 = 0;
-    let mut document = 0;
-    // Syntax errors are left to the real parse, which reports them with the same positions.
-    // A parser panic (see `yaml::parse_documents`) is a syntax error too.
-    let mut next = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse()));
-    while let Ok(Ok(event)) = next() {
-        let (n, anchor) = match event.data {
-            EventData::StreamEnd => return Ok(()),
-            EventData::DocumentEnd { .. } => {
-                document += 1;
-                total = 0;
-                anchors.clear();
-                continue;
-            }
-            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
-                open.push((1, anchor));
-                continue;
-            }
-            EventData::SequenceEnd | EventData::MappingEnd => {
-                // The collection's values were counted as they came; pass its size up.
-                let Some((size, anchor)) = open.pop() else {
-                    continue;
-                };
-                if let Some(a) = anchor {
-                    anchors.insert(a, size);
-                }
-                if let Some((parent, _)) = open.last_mut() {
-                    *parent = parent.saturating_add(size);
-                }
-                continue;
-            }
-            EventData::Scalar { anchor, .. } => (1, anchor),
-            EventData::Alias { anchor } => (anchors.get(&anchor).copied().unwrap_or(1), None),
-            _ => continue,
-        };
-        if let Some(a) = anchor {
-            anchors.insert(a, n);
-        }
-        if let Some((size, _)) = open.last_mut() {
-            *size = size.saturating_add(n);
-        }
-        total = total.saturating_add(n);
-        if total > MAX_EXPANDED_VALUES {
-            return Err(yaml::YamlError {
-                document,
-                line: event.start_mark.line as usize + 1,
-                column: event.start_mark.column as usize + 1,
-                message: format!(
-                    "aliases expand to more than {MAX_EXPANDED_VALUES} values; refusing to expand them"
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,21 +465,6 @@ spec:
             "{}",
             err.message
         );
-    }
-
-    #[test]
-    fn alias_bombs_are_refused_before_expansion() {
-        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..9 {
-            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
-            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
-        }
-        let e = check_alias_expansion(&text).unwrap_err();
-        assert!(e.message.contains("aliases expand"), "{e:?}");
-        assert_eq!((e.document, e.line), (0, 6));
-        // Ordinary anchors are fine.
-        check_alias_expansion("base: &b {cpu: 1m}\nx: *b\ny: *b\n").unwrap();
-        check_alias_expansion("image: \"*\"\n").unwrap();
     }
 
     #[test]

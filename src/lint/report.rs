@@ -374,10 +374,9 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
     linted
 }
 
-/// `yaml::parse_documents`, after refusing alias bombs (see
-/// [`load::MAX_EXPANDED_VALUES`]): the one parse every linted input goes through.
+/// The one parse every linted input goes through (alias bombs are refused there, see
+/// [`yaml::MAX_EXPANDED_VALUES`]).
 pub fn parse(text: &str) -> Result<Vec<Document>, yaml::YamlError> {
-    load::check_alias_expansion(text)?;
     yaml::parse_documents(text)
 }
 
@@ -468,12 +467,12 @@ fn evaluate(
     let (denied_by, message) = if !mutation_denials.is_empty() {
         (
             Some(DeniedBy::Mutating),
-            Some(denial_message(namespace, name, mutation_denials)),
+            Some(policy::denial_message(namespace, name, mutation_denials)),
         )
     } else if !validation_denials.is_empty() {
         (
             Some(DeniedBy::Validating),
-            Some(denial_message(namespace, name, validation_denials)),
+            Some(policy::denial_message(namespace, name, validation_denials)),
         )
     } else {
         (None, None)
@@ -546,20 +545,6 @@ fn mutated(
         return Ok(v);
     }
     serde_json::to_value(patched).map_err(|e| format!("cannot serialise the patched object: {e}"))
-}
-
-/// The message admission returns when it denies: the object, then one finding per line with its
-/// rule id and path, as kubectl prints it after `denied the request: `.
-pub fn denial_message<'a>(
-    namespace: &str,
-    name: &str,
-    denials: impl IntoIterator<Item = &'a Finding>,
-) -> String {
-    let mut out = format!("DaemonSet {namespace}/{name}:");
-    for f in denials {
-        out.push_str(&format!("\n  [{}] {} (at {})", f.rule, f.message, f.path));
-    }
-    out
 }
 
 fn removed(
@@ -722,8 +707,8 @@ mod tests {
             fixed: false,
         };
         assert_eq!(
-            denial_message("ns", "ds", [&f]),
-            "DaemonSet ns/ds:\n  [security-privileged] container \"a\": privileged (at /spec/template/spec/containers/0/securityContext/privileged)"
+            policy::denial_message("ns", "ds", [&f]),
+            "DaemonSet ns/ds:\n  [security-privileged] container \"a\": privileged (at spec.template.spec.containers[0].securityContext.privileged)"
         );
     }
 

@@ -364,17 +364,7 @@ impl<'a> Ctx<'a> {
         path: String,
         message: String,
     ) -> bool {
-        let Some(mode) = self.mode(rule, image) else {
-            return false;
-        };
-        self.out.findings.push(Finding {
-            rule,
-            mode,
-            path,
-            message,
-            fixed: false,
-        });
-        true
+        self.record(rule, image, path, message, false)
     }
 
     /// Records a finding that `ops` fix, and queues the operations, unless the rule is off or
@@ -387,6 +377,21 @@ impl<'a> Ctx<'a> {
         message: String,
         ops: Vec<PatchOperation>,
     ) -> bool {
+        let recorded = self.record(rule, image, path, message, true);
+        if recorded {
+            self.out.patch.extend(ops);
+        }
+        recorded
+    }
+
+    fn record(
+        &mut self,
+        rule: &'static str,
+        image: Option<&str>,
+        path: String,
+        message: String,
+        fixed: bool,
+    ) -> bool {
         let Some(mode) = self.mode(rule, image) else {
             return false;
         };
@@ -395,11 +400,55 @@ impl<'a> Ctx<'a> {
             mode,
             path,
             message,
-            fixed: true,
+            fixed,
         });
-        self.out.patch.extend(ops);
         true
     }
+}
+
+/// The message a denial carries: `DaemonSet ns/name:` then one line per finding, `[rule] message
+/// (at field)`. The webhook and the linter both use it, so they word a denial identically.
+pub fn denial_message<'a>(
+    namespace: &str,
+    name: &str,
+    denials: impl IntoIterator<Item = &'a Finding>,
+) -> String {
+    let mut out = format!("DaemonSet {namespace}/{name}:");
+    for f in denials {
+        out.push_str("\n  [");
+        out.push_str(f.rule);
+        out.push_str("] ");
+        out.push_str(&f.message);
+        out.push_str(" (at ");
+        out.push_str(&field_path(&f.path));
+        out.push(')');
+    }
+    out
+}
+
+/// Renders a JSON Pointer the way the API server names fields in its own errors:
+/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a key
+/// that contains `.` or `/` (labels, annotations) is written `[key]`.
+pub fn field_path(pointer: &str) -> String {
+    if pointer.is_empty() {
+        return "the object".to_string();
+    }
+    let mut out = String::with_capacity(pointer.len());
+    for token in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+        if index || token.is_empty() || token.contains(['.', '/']) {
+            out.push('[');
+            out.push_str(&token);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
 }
 
 /// Escapes one JSON Pointer reference token (RFC 6901: `~` -> `~0`, `/` -> `~1`).
@@ -515,6 +564,26 @@ mod tests {
             assert!(!r.summary.is_empty() && !r.why.is_empty() && !r.fix.is_empty());
         }
         assert!(seen.len() >= 20);
+    }
+
+    #[test]
+    fn field_paths_read_like_the_api_servers() {
+        let cases = [
+            (
+                "/spec/template/spec/containers/0/image",
+                "spec.template.spec.containers[0].image",
+            ),
+            (
+                "/metadata/annotations/kubectl.kubernetes.io~1restartedAt",
+                "metadata.annotations[kubectl.kubernetes.io/restartedAt]",
+            ),
+            ("/a~0b", "a~b"),
+            ("", "the object"),
+            ("/spec", "spec"),
+        ];
+        for (pointer, want) in cases {
+            assert_eq!(field_path(pointer), want, "{pointer}");
+        }
     }
 
     #[test]

@@ -1,0 +1,424 @@
+//! HTTP routes of both listeners. Handlers read the body, call [`admission::review`], and map
+//! its result to a response; they decide nothing about DaemonSets.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::metrics::Metrics;
+use crate::admission::{self, Endpoint, Outcome, Policies};
+use crate::policy::Mode;
+
+/// Bodies larger than this are evaluated on the blocking pool, so a 3 MiB review does not hold
+/// up other requests on the same worker thread.
+const OFFLOAD_BYTES: usize = 256 * 1024;
+
+/// State shared by every request.
+#[derive(Debug)]
+pub struct App {
+    policies: RwLock<Arc<Policies>>,
+    pub metrics: Metrics,
+    ready: AtomicBool,
+    shutting_down: AtomicBool,
+    max_body_bytes: usize,
+    request_timeout: Duration,
+}
+
+impl App {
+    pub fn new(policies: Policies, max_body_bytes: usize, request_timeout: Duration) -> Self {
+        App {
+            policies: RwLock::new(Arc::new(policies)),
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            max_body_bytes,
+            request_timeout,
+        }
+    }
+
+    /// The policy in force; a reload swaps it for later requests only.
+    pub fn policies(&self) -> Arc<Policies> {
+        self.policies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_policies(&self, policies: Policies) {
+        *self.policies.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policies);
+    }
+
+    /// Marks the server ready: TLS and policy are loaded and the listeners are bound.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Readiness turns false for good.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.ready.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Routes of the HTTPS listener.
+pub fn admission_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/lint", post(lint))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+/// Routes of the plain-HTTP metrics listener.
+pub fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+async fn validate(State(app): State<Arc<App>>, req: Request) -> Response {
+    admit(app, Endpoint::Validate, req).await
+}
+
+async fn mutate(State(app): State<Arc<App>>, req: Request) -> Response {
+    admit(app, Endpoint::Mutate, req).await
+}
+
+async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
+    let start = Instant::now();
+    let _in_flight = app.metrics.in_flight();
+    let body = match read_body(&app, req).await {
+        Ok(body) => body,
+        Err(resp) => {
+            app.metrics.rejected(endpoint, start.elapsed());
+            return resp;
+        }
+    };
+    let policies = app.policies();
+    let offload = body.len() > OFFLOAD_BYTES;
+    let run = move || {
+        // A bug in a rule must fail this request with a 500, not take the connection down.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            admission::review(endpoint, &body, &policies)
+        }))
+    };
+    let result = if offload {
+        tokio::task::spawn_blocking(run)
+            .await
+            .unwrap_or_else(|e| Err(Box::new(e.to_string())))
+    } else {
+        run()
+    };
+    let elapsed = start.elapsed();
+    match result {
+        Ok(Ok(reviewed)) => {
+            app.metrics.admitted(endpoint, &reviewed.outcome, elapsed);
+            log_outcome(endpoint, &reviewed.outcome, elapsed);
+            match serde_json::to_vec(&reviewed.reply) {
+                Ok(json) => json_response(StatusCode::OK, json),
+                Err(e) => status_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("could not serialize the AdmissionReview reply: {e}"),
+                ),
+            }
+        }
+        Ok(Err(e)) => {
+            app.metrics.rejected(endpoint, elapsed);
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                error = %e,
+                latency_us = micros(elapsed),
+                "admission request rejected"
+            );
+            let code =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            status_response(code, &e.to_string())
+        }
+        Err(panic) => {
+            app.metrics.rejected(endpoint, elapsed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(endpoint = endpoint.as_str(), panic = %what, "admission evaluation panicked");
+            status_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while evaluating the request; see the webhook's log",
+            )
+        }
+    }
+}
+
+/// `POST /lint`: the dry-run linter over raw manifests, with the policy in force. Read-only: it
+/// stores nothing and answers only the caller.
+async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
+    let start = Instant::now();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = match read_body(&app, req).await {
+        Ok(body) => body,
+        Err(resp) => return resp,
+    };
+    let query: crate::lint::LintQuery = match serde_urlencoded_query(&query) {
+        Ok(q) => q,
+        Err(message) => return status_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let policies = app.policies();
+    let run = move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy())
+        }))
+    };
+    // Linting a multi-document body can take longer than one review: keep it off the workers
+    // that serve admission requests.
+    let result = tokio::task::spawn_blocking(run).await;
+    match result {
+        Ok(Ok(answer)) => {
+            tracing::info!(
+                status = answer.status,
+                latency_us = micros(start.elapsed()),
+                "lint request"
+            );
+            let code = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+            (
+                code,
+                [(header::CONTENT_TYPE, answer.content_type)],
+                answer.body,
+            )
+                .into_response()
+        }
+        _ => {
+            tracing::error!("lint evaluation panicked");
+            status_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while linting; see the webhook's log",
+            )
+        }
+    }
+}
+
+/// Parses `/lint`'s query string with axum's own query decoder.
+fn serde_urlencoded_query(query: &str) -> Result<crate::lint::LintQuery, String> {
+    let uri: axum::http::Uri = format!("/lint?{query}")
+        .parse()
+        .map_err(|e| format!("invalid query string: {e}"))?;
+    axum::extract::Query::<crate::lint::LintQuery>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .map_err(|e| format!("invalid query string: {}", e.body_text()))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Reads the body within the size limit and the request timeout. An error response to an
+/// HTTP/1.1 request also closes the connection: the rest of the body is never read, so the
+/// connection cannot carry another request, and saying so keeps the client from reusing it.
+async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
+    read_body_inner(app, req).await.map_err(|mut resp| {
+        if http1 {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    })
+}
+
+async fn read_body_inner(app: &App, req: Request) -> Result<Bytes, Response> {
+    let headers = req.headers();
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
+            return Err(status_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!(
+                    "Content-Encoding {:?} is not supported; send the AdmissionReview uncompressed",
+                    String::from_utf8_lossy(enc.as_bytes())
+                ),
+            ));
+        }
+    }
+    let too_large = || {
+        status_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than {} bytes (--max-body-bytes); the API server \
+                 itself limits objects to 3 MiB",
+                app.max_body_bytes
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let limited = Limited::new(req.into_body(), app.max_body_bytes);
+    match tokio::time::timeout(app.request_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => Err(status_response(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read the request body: {e}"),
+        )),
+        Err(_) => Err(status_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request body did not arrive within {:?} (--request-timeout)",
+                app.request_timeout
+            ),
+        )),
+    }
+}
+
+/// Rule ids of an outcome, comma-separated, without allocating.
+struct Rules<'a>(&'a [(&'static str, Mode)]);
+
+impl fmt::Display for Rules<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (rule, _)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(rule)?;
+        }
+        Ok(())
+    }
+}
+
+fn log_outcome(endpoint: Endpoint, o: &Outcome, elapsed: Duration) {
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                endpoint = endpoint.as_str(),
+                uid = %o.uid,
+                namespace = %o.namespace,
+                name = %o.name,
+                operation = o.operation.as_str(),
+                dry_run = o.dry_run,
+                verdict = o.verdict.as_str(),
+                rules = %Rules(&o.findings),
+                latency_us = micros(elapsed),
+                "admission"
+            )
+        };
+    }
+    // Other kinds only reach the webhook through a misconfigured rule; not worth a line each.
+    if o.skip_reason == Some(admission::SKIP_NOT_DAEMONSET) {
+        line!(tracing::Level::DEBUG);
+    } else {
+        line!(tracing::Level::INFO);
+    }
+}
+
+async fn healthz() -> Response {
+    text_response(StatusCode::OK, "ok\n")
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.shutting_down.load(Ordering::SeqCst) {
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if app.ready.load(Ordering::SeqCst) {
+        text_response(StatusCode::OK, "ok\n")
+    } else {
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match app.metrics.encode() {
+        Ok(text) => {
+            let mut resp = Response::new(Body::from(text));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
+        Err(e) => status_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    status_response(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such path {:?}; the webhook serves POST /validate, POST /mutate, POST /lint, GET /healthz and GET /readyz",
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    status_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "method {} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+fn text_response(code: StatusCode, text: &'static str) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+fn json_response(code: StatusCode, json: Vec<u8>) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+/// An error as a Kubernetes `Status`: the API server shows its message when a webhook call fails.
+fn status_response(code: StatusCode, message: &str) -> Response {
+    let reason = match code {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::REQUEST_TIMEOUT => "Timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        _ => "InternalError",
+    };
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code.as_u16(),
+    });
+    json_response(code, body.to_string().into_bytes())
+}
