@@ -65,7 +65,22 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
     loop {
-        let event = match parser.parse() {
+        // libyaml-safer panics on some malformed input (a tag directly followed by `,` in a flow
+        // collection reaches a `panic!("TODO ...")`): an error for this input, not a crash of the
+        // server's reload thread or of /lint.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse()));
+        let Ok(parsed) = parsed else {
+            let (line, column) = tag_before_comma(text).unwrap_or((1, 1));
+            return Err(YamlError {
+                document: builder.doc_index,
+                line,
+                column,
+                message: "a tag (`!...`) directly followed by a comma; put a value after the tag, \
+                          or quote the text if it is not a tag"
+                    .into(),
+            });
+        };
+        let event = match parsed {
             Ok(ev) => ev,
             Err(e) => {
                 let (line, column) = e
@@ -92,6 +107,23 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             return Ok(builder.docs);
         }
     }
+}
+
+/// 1-based line and column of the first tag that is directly followed by a comma, the input
+/// libyaml-safer panics on.
+fn tag_before_comma(text: &str) -> Option<(usize, usize)> {
+    for (n, line) in text.lines().enumerate() {
+        for (i, _) in line.match_indices('!') {
+            let rest = &line[i + 1..];
+            let end = rest
+                .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+                .unwrap_or(rest.len());
+            if rest[end..].starts_with(',') {
+                return Some((n + 1, line[..i].chars().count() + 1));
+            }
+        }
+    }
+    None
 }
 
 enum Frame {

@@ -1,0 +1,243 @@
+//! Mutual TLS and resource limits (issue 8): with `--client-ca`, only clients holding a
+//! certificate from that CA are served; `--max-connections` and `--max-concurrent-streams` bound
+//! how much work, and so memory, the server takes on at once.
+
+mod reliability_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use daemonset_guard::admission::Endpoint;
+use reliability_support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn validate_with(server: &Server, tls: rustls::ClientConfig) -> Result<Expected, String> {
+    let (_, body) = &fixtures()[0];
+    let resp = http_client(tls, false)
+        .post(server.url("/validate"))
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    if resp.status() != 200 {
+        return Err(format!("status {}", resp.status()));
+    }
+    answer(&resp.bytes().await.map_err(|e| e.to_string())?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ca_admits_only_its_clients() {
+    let clients = Ca::new("api-server clients");
+    let other = Ca::new("someone else");
+    let server = Server::start(Opts {
+        client_ca: Some(clients.pem.clone()),
+        ..Opts::default()
+    });
+    let (good_cert, good_key) = clients.client_cert("kube-apiserver");
+    let (bad_cert, bad_key) = other.client_cert("kube-apiserver");
+    let (self_cert, self_key) = {
+        // A certificate from the serving CA: trusted for serving, not for client auth here.
+        server.ca.client_cert("kube-apiserver")
+    };
+
+    let want = expected(Endpoint::Validate, &fixtures()[0].1);
+    let got = validate_with(
+        &server,
+        client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[]),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "a client of the trusted CA is refused: {e}\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(got, want);
+
+    for (who, tls) in [
+        (
+            "no client certificate",
+            client_config(&server.ca.pem, None, &[]),
+        ),
+        (
+            "a certificate from another CA",
+            client_config(&server.ca.pem, Some((&bad_cert, &bad_key)), &[]),
+        ),
+        (
+            "a certificate from the serving CA",
+            client_config(&server.ca.pem, Some((&self_cert, &self_key)), &[]),
+        ),
+    ] {
+        let err = validate_with(&server, tls).await.expect_err(who);
+        println!(
+            "mTLS, {who}: refused ({})",
+            err.lines().next().unwrap_or("")
+        );
+        // The refusal is at the TLS layer, never an HTTP answer.
+        assert!(!err.starts_with("status"), "{who}: {err}");
+    }
+
+    // Raw: a client without a certificate gets a TLS alert and nothing else.
+    let mut tls = tls_connect(
+        server.https,
+        client_config(&server.ca.pem, None, &[b"http/1.1"]),
+    )
+    .await
+    .ok();
+    if let Some(tls) = tls.as_mut() {
+        let _ = tls.write_all(post_head("/healthz", 0).as_bytes()).await;
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(WAIT, tls.read_to_end(&mut buf))
+            .await
+            .unwrap();
+        assert!(
+            r.is_err() || buf.is_empty(),
+            "served without a client certificate: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+    let failed = server
+        .metric("daemonset_guard_tls_handshake_failures_total")
+        .await;
+    println!("handshake failures counted: {failed}");
+    assert_eq!(
+        validate_with(
+            &server,
+            client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[])
+        )
+        .await
+        .unwrap(),
+        want
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_queues_extra_connections() {
+    const LIMIT: usize = 8;
+    let server = Server::start(Opts {
+        args: vec![
+            "--max-connections".into(),
+            LIMIT.to_string(),
+            "--header-read-timeout".into(),
+            "60s".into(),
+        ],
+        ..Opts::default()
+    });
+    // Hold every slot with an idle, fully established connection.
+    let mut held = Vec::new();
+    for _ in 0..LIMIT {
+        held.push(server.tls(&[b"http/1.1"]).await.unwrap());
+    }
+    // One more: the kernel completes the TCP handshake (listen backlog) but the server does not
+    // accept it, so its TLS handshake cannot finish while the slots are held.
+    let (addr, config) = (server.https, server.client_config(&[b"http/1.1"]));
+    let (_, body) = fixtures()[0].clone();
+    let body2 = body.clone();
+    let extra = tokio::spawn(async move {
+        let mut tls = tls_connect(addr, config).await?;
+        tls.write_all(post_head("/validate", body2.len()).as_bytes())
+            .await?;
+        tls.write_all(&body2).await?;
+        read_response(&mut tls).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !extra.is_finished(),
+        "a connection beyond --max-connections was served"
+    );
+    drop(held);
+    let r = tokio::time::timeout(WAIT, extra)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        answer(&r.body).unwrap(),
+        expected(Endpoint::Validate, &body)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_large_uploads_stay_within_the_limits() {
+    const LIMIT: usize = 8;
+    const CLIENTS: usize = 64;
+    let server = Server::start(Opts {
+        args: vec![
+            "--max-connections".into(),
+            LIMIT.to_string(),
+            "--max-concurrent-streams".into(),
+            "4".into(),
+        ],
+        ..Opts::default()
+    });
+    let base = server.rss_kib();
+    // A valid review padded to 3 MiB (the API server's object limit) with an annotation.
+    let pad = "x".repeat(3 * 1024 * 1024 - 64 * 1024);
+    let mut review: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["example.com/pad"] = pad.into();
+    let body = bytes::Bytes::from(serde_json::to_vec(&review).unwrap());
+    let want = expected(Endpoint::Validate, &body);
+
+    // 64 clients on their own connections (HTTP/1.1), and 16 concurrent streams on one HTTP/2
+    // connection that allows only 4 at a time.
+    let h1: Vec<_> = (0..CLIENTS).map(|_| server.http(false)).collect();
+    let h2 = server.http(true);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pid = server.pid();
+    let sampler = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                max = max.max(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            max
+        })
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for (i, client) in h1
+        .into_iter()
+        .chain(std::iter::repeat_n(h2, 16))
+        .enumerate()
+    {
+        let (body, url) = (body.clone(), server.url("/validate"));
+        set.spawn(async move {
+            let resp = client
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{i}: {e:?}"))?;
+            let status = resp.status();
+            let b = resp.bytes().await.map_err(|e| e.to_string())?;
+            if status != 200 {
+                return Err(format!("{i}: status {status}"));
+            }
+            answer(&b)
+        });
+    }
+    let mut done = 0;
+    while let Some(r) = set.join_next().await {
+        assert_eq!(
+            r.unwrap()
+                .unwrap_or_else(|e| panic!("{e}\n{}", server.log())),
+            want
+        );
+        done += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.await.unwrap();
+    println!(
+        "{done} uploads of {} KiB with --max-connections {LIMIT}: RSS {base} KiB before, peak {max} KiB",
+        body.len() / 1024
+    );
+    // Unbounded, 80 bodies of 3 MiB (held raw and parsed) would need ~700 MiB at once; the limits keep it to a few
+    // dozen bodies (each is held as received plus its parsed form).
+    assert!(
+        max < base + 192 * 1024,
+        "peak RSS {max} KiB is not bounded by the limits (base {base} KiB)"
+    );
+    server.assert_serving().await;
+}
