@@ -7,9 +7,11 @@
 //! DELETEs and subresource requests cost one scan of the bytes.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -361,7 +363,7 @@ pub fn review(
         .ok_or(AdmissionError::NoObject(operation.as_str()))?;
     let object = parse_daemonset(raw, "request.object")?;
     let old_object = match (operation, req.old_object) {
-        (Operation::Update, Some(raw)) => Some(parse_daemonset(raw, "request.oldObject")?),
+        (Operation::Update, Some(raw)) => Some(parse_old_daemonset(raw)?),
         _ => None,
     };
     if let Some(name) = object.metadata.name.as_deref() {
@@ -517,6 +519,10 @@ fn fit_warnings<'a>(messages: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 fn one_line(message: &str) -> String {
+    // Nearly every message is short and printable: copy it as it is.
+    if message.len() <= WARNING_MAX_CHARS && !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
     let mut out = String::with_capacity(message.len().min(WARNING_MAX_CHARS * 4));
     let fits = message.chars().nth(WARNING_MAX_CHARS).is_none();
     for (i, c) in message.chars().enumerate() {
@@ -542,6 +548,11 @@ fn parse_envelope(body: &[u8]) -> Result<ReviewIn<'_>, AdmissionError> {
                 },
             )
         }
+    }
+    // Path tracking costs a quarter of a request; only a malformed review needs it, so that one
+    // is parsed a second time for the message.
+    if let Ok(review) = serde_json::from_slice(body) {
+        return Ok(review);
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let review: ReviewIn<'_> = match serde_path_to_error::deserialize(&mut de) {
@@ -590,11 +601,164 @@ fn is_daemonset(req: &RequestIn<'_>) -> Result<bool, AdmissionError> {
     Ok(meta.api_version == "apps/v1" && meta.kind == "DaemonSet")
 }
 
+/// `request.object` as the engine reads it. The engine looks at `metadata.name`, `namespace`,
+/// `generateName`, `labels` and `annotations` and at `spec`; `managedFields` (often the largest
+/// part of an object), `status` and the rest of `metadata` are skipped unparsed, which makes this
+/// parse, the largest cost of a request, about twice as fast.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a DaemonSet object")]
+struct DaemonSetIn<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    metadata: Option<MetaIn>,
+    #[serde(default)]
+    spec: Option<DaemonSetSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an ObjectMeta object")]
+struct MetaIn {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    generate_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    /// Only the exemption annotation: the engine reads no other object annotation, and the
+    /// rest (kubectl's last-applied copy of the whole object among them) is skipped unparsed.
+    #[serde(default, deserialize_with = "exemption_annotation")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+fn exemption_annotation<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<BTreeMap<String, String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of annotations")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+            de.deserialize_map(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(IsExemptKey(exempt)) = map.next_key()? {
+                if exempt {
+                    out.insert(
+                        crate::config::EXEMPT_ANNOTATION.to_string(),
+                        map.next_value::<String>()?,
+                    );
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(Some(out))
+        }
+    }
+    de.deserialize_option(Visit)
+}
+
+/// Whether an annotation key is the exemption annotation, decided without copying the key.
+struct IsExemptKey(bool);
+
+impl<'de> Deserialize<'de> for IsExemptKey {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = IsExemptKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an annotation key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<IsExemptKey, E> {
+                Ok(IsExemptKey(key == crate::config::EXEMPT_ANNOTATION))
+            }
+        }
+        de.deserialize_str(Visit)
+    }
+}
+
+/// `request.oldObject` as the engine reads it: only `spec.selector` is compared on UPDATE, so
+/// the old template, often as large as the new one, is skipped unparsed.
+#[derive(Deserialize)]
+#[serde(expecting = "a DaemonSet object")]
+struct OldDaemonSetIn {
+    #[serde(default)]
+    spec: Option<OldSpecIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a DaemonSetSpec object")]
+struct OldSpecIn {
+    #[serde(default)]
+    selector: LabelSelector,
+}
+
 fn parse_daemonset(raw: &RawValue, field: &'static str) -> Result<DaemonSet, AdmissionError> {
-    // Tracking the path doubles the cost of this parse, the largest part of a request; only a
-    // malformed object needs it, so that one is parsed a second time for the message.
-    if let Ok(ds) = serde_json::from_str(raw.get()) {
-        return Ok(ds);
+    let ds: DaemonSetIn<'_> = parse_object(raw, field)?;
+    for (key, got, want) in [
+        ("apiVersion", &ds.api_version, "apps/v1"),
+        ("kind", &ds.kind, "DaemonSet"),
+    ] {
+        if let Some(got) = got.as_deref().filter(|got| *got != want) {
+            return Err(AdmissionError::InvalidObject {
+                field,
+                path: key.into(),
+                message: format!("{got:?} where {want:?} is expected"),
+            });
+        }
+    }
+    let metadata = ds
+        .metadata
+        .map_or_else(ObjectMeta::default, |m| ObjectMeta {
+            name: m.name,
+            generate_name: m.generate_name,
+            namespace: m.namespace,
+            labels: m.labels,
+            annotations: m.annotations,
+            ..ObjectMeta::default()
+        });
+    Ok(DaemonSet {
+        metadata,
+        spec: ds.spec,
+        status: None,
+    })
+}
+
+fn parse_old_daemonset(raw: &RawValue) -> Result<DaemonSet, AdmissionError> {
+    let old: OldDaemonSetIn = parse_object(raw, "request.oldObject")?;
+    Ok(DaemonSet {
+        spec: old.spec.map(|s| DaemonSetSpec {
+            selector: s.selector,
+            ..DaemonSetSpec::default()
+        }),
+        ..DaemonSet::default()
+    })
+}
+
+fn parse_object<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    field: &'static str,
+) -> Result<T, AdmissionError> {
+    // Tracking the path doubles the cost of this parse; only a malformed object needs it, so
+    // that one is parsed a second time for the message.
+    if let Ok(v) = serde_json::from_str(raw.get()) {
+        return Ok(v);
     }
     let mut de = serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(&mut de).map_err(|e| AdmissionError::InvalidObject {
@@ -735,16 +899,29 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
-        // fieldsV1 is free-form JSON, the one place a DaemonSet accepts arbitrary nesting.
+        // fieldsV1 is free-form JSON, the one place a DaemonSet accepts arbitrary nesting. In the
+        // pod template it is parsed, and refused past serde_json's recursion limit.
         let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let mut ds = daemonset();
-        ds["metadata"]["managedFields"] = json!([{"manager": "m", "fieldsV1": "NESTED"}]);
+        ds["spec"]["template"]["metadata"]["managedFields"] =
+            json!([{"manager": "m", "fieldsV1": "NESTED"}]);
         let body = String::from_utf8(review_of(request("CREATE", ds, Value::Null)))
             .unwrap()
             .replace("\"NESTED\"", &nested);
         let got = err(body.as_bytes());
         assert!(got.contains("recursion limit exceeded"), "{got}");
-        assert!(got.contains("metadata.managedFields[0].fieldsV1"), "{got}");
+        assert!(
+            got.contains("spec.template.metadata.managedFields[0].fieldsV1"),
+            "{got}"
+        );
+        // The object's own managedFields are skipped unparsed (without recursion): evaluated.
+        let mut ds = daemonset();
+        ds["metadata"]["managedFields"] = json!([{"manager": "m", "fieldsV1": "NESTED"}]);
+        let body = String::from_utf8(review_of(request("CREATE", ds, Value::Null)))
+            .unwrap()
+            .replace("\"NESTED\"", &nested);
+        let r = run(Endpoint::Validate, body.as_bytes());
+        assert_eq!(r.outcome.verdict, Verdict::Denied);
 
         // Nesting inside a skipped object is scanned without recursion.
         let body = format!(
@@ -766,14 +943,23 @@ mod tests {
             "{got}"
         );
         let mut old = daemonset();
-        old["metadata"]["labels"] = json!([]);
+        old["spec"]["selector"] = json!({"matchLabels": []});
         let got = err(&review_of(request("UPDATE", daemonset(), old)));
         assert!(
             got.starts_with(
-                "request.oldObject is not a valid apps/v1 DaemonSet: at `metadata.labels`"
+                "request.oldObject is not a valid apps/v1 DaemonSet: at `spec.selector.matchLabels`"
             ),
             "{got}"
         );
+        // Of the old object only spec.selector is read; the rest is skipped unparsed.
+        let mut old = daemonset();
+        old["metadata"]["labels"] = json!([]);
+        old["spec"]["template"] = json!("anything");
+        let r = run(
+            Endpoint::Validate,
+            &review_of(request("UPDATE", daemonset(), old)),
+        );
+        assert_eq!(r.outcome.verdict, Verdict::Denied);
         let got = err(&review_of(request("CREATE", Value::Null, Value::Null)));
         assert_eq!(got, "request.object is missing on CREATE");
     }
@@ -1146,5 +1332,52 @@ mod tests {
         let r = run(Endpoint::Validate, &review_of(req));
         assert_eq!(r.reply.response.uid, "uid-with-\"quote\"");
         assert_ne!(r.outcome.verdict, Verdict::Skipped);
+    }
+
+    #[test]
+    fn exemption_annotation_is_read_among_skipped_annotations() {
+        let mut policy = Policy::default();
+        policy.allow_annotation_exemptions = true;
+        let policies = Policies::new(policy);
+        let last_applied = serde_json::to_string(&daemonset()).unwrap();
+        let mut object = daemonset();
+        object["metadata"]["annotations"] = json!({
+            "kubectl.kubernetes.io/last-applied-configuration": last_applied,
+            // An escaped key still compares as the text it encodes.
+            "daemonset-guard.dev/exempt": "resources",
+            "example.com/other": "x",
+        });
+        let body = String::from_utf8(review_of(request("CREATE", object, Value::Null)))
+            .unwrap()
+            .replace("daemonset-guard.dev/exempt", "daemonset-guard.dev\\/exempt")
+            .into_bytes();
+        let exempted = review(Endpoint::Validate, &body, &policies).unwrap();
+        assert!(
+            exempted
+                .outcome
+                .findings
+                .iter()
+                .all(|(rule, _)| !rule.starts_with("resources-")),
+            "{:?}",
+            exempted.outcome.findings
+        );
+        let plain = run(
+            Endpoint::Validate,
+            &review_of(request("CREATE", daemonset(), Value::Null)),
+        );
+        assert!(
+            plain
+                .outcome
+                .findings
+                .iter()
+                .any(|(rule, _)| rule.starts_with("resources-")),
+            "{:?}",
+            plain.outcome.findings
+        );
+        // The annotations must still be a map.
+        let mut object = daemonset();
+        object["metadata"]["annotations"] = json!(["not", "a", "map"]);
+        let e = err(&review_of(request("CREATE", object, Value::Null)));
+        assert!(e.contains("metadata.annotations"), "{e}");
     }
 }

@@ -424,11 +424,12 @@ impl Policy {
     /// Whether an exemption covers `rule` for this object (and container image, when the finding is
     /// about a container).
     pub fn exempt(&self, rule: &str, namespace: &str, name: &str, image: Option<&str>) -> bool {
+        // Namespace and name first: they rule most exemptions out without looking the rule up.
         self.compiled.iter().any(|e| {
-            rule_matches(&e.rules, rule)
-                && matches_any(&e.namespaces, namespace)
+            matches_any(&e.namespaces, namespace)
                 && matches_any(&e.names, name)
                 && (e.images.is_empty() || image.is_some_and(|img| matches_any(&e.images, img)))
+                && rule_matches(&e.rules, rule)
         })
     }
 

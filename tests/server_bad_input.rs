@@ -83,11 +83,11 @@ async fn still_serving(server: &Server, client: &reqwest::Client) {
 async fn malformed_bodies_get_400_with_what_is_wrong() {
     let (server, pki, _secret) = start_with_pki(&[]);
     let mut deep = String::from(
-        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"group":"apps","version":"v1","kind":"DaemonSet"},"object":{"metadata":{"managedFields":[{"fieldsV1":"#,
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"group":"apps","version":"v1","kind":"DaemonSet"},"object":{"spec":{"template":{"metadata":{"managedFields":[{"fieldsV1":"#,
     );
     deep.push_str(&"[".repeat(100_000));
     deep.push_str(&"]".repeat(100_000));
-    deep.push_str("}]}}}}");
+    deep.push_str("}]}}}}}}");
     let ds_kind = json!({"group": "apps", "version": "v1", "kind": "DaemonSet"});
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"".to_vec(), "the request body is empty"),

@@ -164,9 +164,19 @@ pub fn rules() -> impl Iterator<Item = &'static RuleInfo> {
         .chain(rollout::RULES)
 }
 
-/// Looks a rule up by id.
+/// Looks a rule up by id. Every id starts with its family's name, which picks the one table to
+/// search: this runs for every check of every container.
 pub fn rule(id: &str) -> Option<&'static RuleInfo> {
-    rules().find(|r| r.id == id)
+    let table: &[RuleInfo] = match id.split_once('-')?.0 {
+        "resources" => resources::RULES,
+        "tolerations" => tolerations::RULES,
+        "security" => security::RULES,
+        "spec" => spec::RULES,
+        "selector" => selector::RULES,
+        "rollout" => rollout::RULES,
+        _ => return None,
+    };
+    table.iter().find(|r| r.id == id)
 }
 
 /// Runs every rule family over the request.
@@ -406,22 +416,39 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Longest denial message: the API server relays it to the client and kubectl prints it whole,
+/// so a DaemonSet with thousands of failing containers must not turn into megabytes of text.
+pub const DENIAL_MESSAGE_MAX_BYTES: usize = 16 * 1024;
+
 /// The message a denial carries: `DaemonSet ns/name:` then one line per finding, `[rule] message
-/// (at field)`. The webhook and the linter both use it, so they word a denial identically.
+/// (at field)`, within [`DENIAL_MESSAGE_MAX_BYTES`]; lines that do not fit are counted in a last
+/// line. The webhook and the linter both use it, so they word a denial identically.
 pub fn denial_message<'a>(
     namespace: &str,
     name: &str,
     denials: impl IntoIterator<Item = &'a Finding>,
 ) -> String {
+    // Room for the closing "... and N more" line.
+    const MORE_RESERVE: usize = 128;
+    let denials: Vec<&Finding> = denials.into_iter().collect();
     let mut out = format!("DaemonSet {namespace}/{name}:");
-    for f in denials {
-        out.push_str("\n  [");
-        out.push_str(f.rule);
-        out.push_str("] ");
-        out.push_str(&f.message);
-        out.push_str(" (at ");
-        out.push_str(&field_path(&f.path));
-        out.push(')');
+    for (i, f) in denials.iter().enumerate() {
+        let line = format!(
+            "\n  [{}] {} (at {})",
+            f.rule,
+            f.message,
+            field_path(&f.path)
+        );
+        let last = i + 1 == denials.len();
+        let reserve = if last { 0 } else { MORE_RESERVE };
+        if out.len() + line.len() + reserve > DENIAL_MESSAGE_MAX_BYTES {
+            out.push_str(&format!(
+                "\n  ... and {} more: run `daemonset-guard lint` on the manifest for the full list",
+                denials.len() - i
+            ));
+            break;
+        }
+        out.push_str(&line);
     }
     out
 }
@@ -564,6 +591,49 @@ mod tests {
             assert!(!r.summary.is_empty() && !r.why.is_empty() && !r.fix.is_empty());
         }
         assert!(seen.len() >= 20);
+    }
+
+    #[test]
+    fn denial_message_stays_within_its_cap_and_counts_the_rest() {
+        let findings: Vec<Finding> = (0..5000)
+            .map(|i| Finding {
+                rule: "resources-cpu-request",
+                mode: Mode::Enforce,
+                path: format!("/spec/template/spec/containers/{i}/resources/requests/cpu"),
+                message: format!("container \"c{i}\" has no CPU request; set one"),
+                fixed: false,
+            })
+            .collect();
+        let m = denial_message("ns", "ds", &findings);
+        assert!(m.len() <= DENIAL_MESSAGE_MAX_BYTES, "{}", m.len());
+        let listed = m.matches("\n  [resources-cpu-request]").count();
+        let more: usize = m
+            .rsplit_once("... and ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a closing count");
+        assert!(listed > 10);
+        assert_eq!(listed + more, 5000);
+        // Below the cap nothing is dropped.
+        let m = denial_message("ns", "ds", &findings[..3]);
+        assert_eq!(m.matches("\n  [").count(), 3);
+        assert!(!m.contains("more"));
+    }
+
+    #[test]
+    fn every_rule_is_found_by_id_and_named_after_its_family() {
+        for r in rules() {
+            assert!(
+                r.id.starts_with(&format!("{}-", r.family.as_str())),
+                "{} is not prefixed by its family {}",
+                r.id,
+                r.family.as_str()
+            );
+            assert_eq!(rule(r.id).map(|found| found.id), Some(r.id));
+        }
+        assert!(rule("security").is_none());
+        assert!(rule("nope-rule").is_none());
+        assert!(rule("").is_none());
     }
 
     #[test]
