@@ -263,6 +263,22 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // A panic inside the YAML parser (a tag directly followed by a comma) is caught: the caller
+    // gets a 400, and the panic is one structured log line with its location, not stderr noise.
+    let resp = http
+        .post(server.url("/lint"))
+        .header("content-type", "application/yaml")
+        .body("[!,]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let line = server.wait_for_log("about the caught panic", |v| v["message"] == "panic");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["location"].as_str().unwrap().contains(".rs:"),
+        "{line}"
+    );
     // Still serving, and SARIF is available over HTTP too.
     let resp = http
         .post(server.url("/lint?format=sarif"))

@@ -241,3 +241,162 @@ async fn many_large_uploads_stay_within_the_limits() {
     );
     server.assert_serving().await;
 }
+
+/// Samples the peak RSS of `pid` until `stop` is set.
+fn rss_sampler(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut max = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            max = max.max(rss_kib(pid));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        max
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_budget_bounds_memory_with_default_connection_limits() {
+    // Room for two full-size bodies; the connection and stream limits stay at their defaults,
+    // so only the body budget stands between 48 concurrent 3 MiB uploads (8 HTTP/2 connections,
+    // 6 streams each, as the API server multiplexes) and the heap.
+    const BUDGET: usize = 8 * 1024 * 1024;
+    let server = Server::start(Opts {
+        args: vec!["--max-buffered-body-bytes".into(), BUDGET.to_string()],
+        ..Opts::default()
+    });
+    let base = server.rss_kib();
+    let pad = "x".repeat(3 * 1024 * 1024 - 64 * 1024);
+    let mut review: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["example.com/pad"] = pad.into();
+    let body = bytes::Bytes::from(serde_json::to_vec(&review).unwrap());
+    let want = expected(Endpoint::Validate, &body);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = rss_sampler(server.pid(), stop.clone());
+    let clients: Vec<_> = (0..8).map(|_| server.http(true)).collect();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..48 {
+        let client = clients[i % clients.len()].clone();
+        let (body, url) = (body.clone(), server.url("/validate"));
+        set.spawn(async move {
+            let resp = client
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("{i}: {e:?}"))?;
+            let status = resp.status().as_u16();
+            let b = resp.bytes().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, b))
+        });
+    }
+    let (mut admitted, mut refused) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (status, b) = r
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+        match status {
+            200 => {
+                assert_eq!(answer(&b).unwrap(), want);
+                admitted += 1;
+            }
+            503 => {
+                let text = String::from_utf8_lossy(&b);
+                assert!(text.contains("--max-buffered-body-bytes"), "{text}");
+                refused += 1;
+            }
+            other => panic!("status {other}: {}", String::from_utf8_lossy(&b)),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.await.unwrap();
+    println!(
+        "48 uploads of 3 MiB, body budget 8 MiB: {admitted} answered, {refused} refused (503); \
+         RSS {base} KiB before, peak {max} KiB"
+    );
+    assert!(admitted >= 2, "the budget has room for two bodies");
+    assert!(
+        refused > 0,
+        "48 bodies of 3 MiB cannot all fit in 8 MiB at once"
+    );
+    // Without the budget the same load peaks hundreds of MiB above the base: every body is held
+    // raw, collected and parsed at once. With it, two bodies are, plus per-connection buffers.
+    assert!(
+        max < base + 64 * 1024,
+        "peak RSS {max} KiB is not bounded by the body budget (base {base} KiB)"
+    );
+    server.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_beyond_the_budget_is_refused_while_small_ones_pass() {
+    // 4 MiB of budget: a streamed body (no Content-Length) reserves the whole 3.5 MiB limit,
+    // so a second body of 1 MiB finds no room, while a small review still fits.
+    let server = Server::start(Opts {
+        args: vec![
+            "--max-buffered-body-bytes".into(),
+            (4 * 1024 * 1024).to_string(),
+        ],
+        ..Opts::default()
+    });
+    let client = server.http(true);
+    let (mut tx, held) = http_body_util::Channel::<bytes::Bytes, std::io::Error>::new(1);
+    let holder = {
+        let (client, url) = (client.clone(), server.url("/validate"));
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .body(reqwest::Body::wrap(held))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        })
+    };
+    tx.send_data(bytes::Bytes::from(fixtures()[0].1.clone()))
+        .await
+        .unwrap();
+    // The holder's reservation is taken when its headers arrive; wait until it is in flight.
+    let mut in_flight = 0.0;
+    for _ in 0..100 {
+        in_flight = server.metric("daemonset_guard_requests_in_flight").await;
+        if in_flight >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight, 1.0, "{}", server.log());
+
+    // The first fixture with a 1 MiB field the webhook ignores.
+    let mut big: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
+    big["pad"] = "x".repeat(1024 * 1024).into();
+    let big = serde_json::to_vec(&big).unwrap();
+
+    let resp = client
+        .post(server.url("/validate"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("budget (--max-buffered-body-bytes) has no room for 1"),
+        "{text}"
+    );
+    // A small review still fits next to the holder.
+    server.assert_serving().await;
+
+    // Once the holder's body ends, it is answered and its room is returned.
+    drop(tx);
+    let (status, text) = holder.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let resp = client
+        .post(server.url("/validate"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}

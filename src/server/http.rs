@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::metrics::Metrics;
 use crate::admission::{self, Endpoint, Outcome, Policies};
@@ -32,10 +33,26 @@ pub struct App {
     shutting_down: AtomicBool,
     max_body_bytes: usize,
     request_timeout: Duration,
+    /// Request bodies being read or evaluated, in KiB: bounds the memory held by bodies across
+    /// all connections, whatever the connection and stream limits allow.
+    body_budget: Arc<Semaphore>,
+    body_budget_kib: u32,
 }
 
+/// Holds a body's share of the budget until the request is answered.
+type BodyPermit = OwnedSemaphorePermit;
+
 impl App {
-    pub fn new(policies: Policies, max_body_bytes: usize, request_timeout: Duration) -> Self {
+    /// `body_budget_bytes`: the most request-body bytes held at once across every connection.
+    pub fn new(
+        policies: Policies,
+        max_body_bytes: usize,
+        body_budget_bytes: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        let body_budget_kib = u32::try_from(body_budget_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS as u32);
         App {
             policies: RwLock::new(Arc::new(policies)),
             metrics: Metrics::new(),
@@ -43,6 +60,8 @@ impl App {
             shutting_down: AtomicBool::new(false),
             max_body_bytes,
             request_timeout,
+            body_budget: Arc::new(Semaphore::new(body_budget_kib as usize)),
+            body_budget_kib,
         }
     }
 
@@ -105,7 +124,7 @@ async fn mutate(State(app): State<Arc<App>>, req: Request) -> Response {
 async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
     let start = Instant::now();
     let _in_flight = app.metrics.in_flight();
-    let body = match read_body(&app, req).await {
+    let (body, _budget) = match read_body(&app, req).await {
         Ok(body) => body,
         Err(resp) => {
             app.metrics.rejected(endpoint, start.elapsed());
@@ -178,7 +197,7 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let body = match read_body(&app, req).await {
+    let (body, _budget) = match read_body(&app, req).await {
         Ok(body) => body,
         Err(resp) => return resp,
     };
@@ -237,7 +256,7 @@ fn micros(d: Duration) -> u64 {
 /// Reads the body within the size limit and the request timeout. An error response to an
 /// HTTP/1.1 request also closes the connection: the rest of the body is never read, so the
 /// connection cannot carry another request, and saying so keeps the client from reusing it.
-async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
+async fn read_body(app: &App, req: Request) -> Result<(Bytes, BodyPermit), Response> {
     let http1 = req.version() <= axum::http::Version::HTTP_11;
     read_body_inner(app, req).await.map_err(|mut resp| {
         if http1 {
@@ -248,7 +267,7 @@ async fn read_body(app: &App, req: Request) -> Result<Bytes, Response> {
     })
 }
 
-async fn read_body_inner(app: &App, req: Request) -> Result<Bytes, Response> {
+async fn read_body_inner(app: &App, req: Request) -> Result<(Bytes, BodyPermit), Response> {
     let headers = req.headers();
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
@@ -278,9 +297,33 @@ async fn read_body_inner(app: &App, req: Request) -> Result<Bytes, Response> {
     if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
         return Err(too_large());
     }
-    let limited = Limited::new(req.into_body(), app.max_body_bytes);
+    // Reserve the body's bytes before reading them: the declared length (the API server always
+    // sends one, and HTTP enforces it), or the limit when the body is streamed. Without room the
+    // answer is an immediate 503 rather than a wait: a waiting HTTP/2 stream would keep its
+    // unread bytes in the connection's flow-control window and stall the streams that do have
+    // room on the same connection.
+    let limit = declared.map_or(app.max_body_bytes, |n| n as usize);
+    let kib = u32::try_from(limit.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, app.body_budget_kib);
+    let Ok(permit) = app.body_budget.clone().try_acquire_many_owned(kib) else {
+        tracing::warn!(
+            body_kib = kib,
+            budget_kib = app.body_budget_kib,
+            "request body budget exhausted; answering 503"
+        );
+        return Err(status_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "too many request bodies in flight: the {} KiB budget (--max-buffered-body-bytes) \
+                 has no room for {kib} KiB more; retry shortly",
+                app.body_budget_kib
+            ),
+        ));
+    };
+    let limited = Limited::new(req.into_body(), limit);
     match tokio::time::timeout(app.request_timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), permit)),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => Err(status_response(
             StatusCode::BAD_REQUEST,
@@ -410,6 +453,7 @@ fn status_response(code: StatusCode, message: &str) -> Response {
         StatusCode::REQUEST_TIMEOUT => "Timeout",
         StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
         _ => "InternalError",
     };
     let body = serde_json::json!({

@@ -74,6 +74,11 @@ pub struct ServeArgs {
     /// Largest request body accepted (413 above). The API server limits objects to 3 MiB.
     #[arg(long, default_value_t = 3 * 1024 * 1024 + 512 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// Request-body bytes held at once across all connections (each body reserves its
+    /// Content-Length, or --max-body-bytes when streamed); a request that does not fit gets a 503
+    /// at once. Bounds memory whatever the connection limits allow.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_buffered_body_bytes: usize,
     /// Time a client has to complete the TLS handshake, and to send request headers (HTTP/1.1;
     /// also closes HTTP/1.1 connections idle this long).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
@@ -150,6 +155,21 @@ fn init_logging(format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    // A panic is caught per request and answered with a 500; its message and location belong in
+    // the structured log next to that answer, not as a bare line on stderr.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = message, location, "panic");
+    }));
 }
 
 /// Where the serving certificate comes from.
@@ -211,6 +231,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Arc::new(App::new(
         Policies::new(policy),
         args.max_body_bytes,
+        args.max_buffered_body_bytes,
         args.request_timeout,
     ));
     app.metrics.certificate_expiry(serving.not_after);
@@ -484,6 +505,7 @@ mod tests {
         assert_eq!(a.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(a.metrics_listen.to_string(), "0.0.0.0:9090");
         assert_eq!(a.max_body_bytes, 3_670_016);
+        assert_eq!(a.max_buffered_body_bytes, 64 << 20);
         assert_eq!(a.reload_interval, Duration::from_secs(2));
         assert_eq!(a.header_read_timeout, Duration::from_secs(10));
         assert_eq!(a.drain_timeout, Duration::from_secs(20));

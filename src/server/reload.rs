@@ -206,7 +206,7 @@ mod tests {
     use super::*;
 
     fn app() -> App {
-        App::new(Policies::default(), 1024, Duration::from_secs(1))
+        App::new(Policies::default(), 1024, 4096, Duration::from_secs(1))
     }
 
     fn metric(app: &App, line_start: &str) -> String {
