@@ -71,6 +71,16 @@ fn parse(body: &[u8]) -> Review {
     serde_json::from_slice(body).expect("the benchmark review is a valid AdmissionReview")
 }
 
+fn engine_request(review: &Review) -> Request<'_> {
+    let req = &review.request;
+    Request {
+        object: &req.object,
+        old_object: req.old_object.as_ref(),
+        operation: req.operation,
+        namespace: req.namespace.as_deref().unwrap_or_default(),
+    }
+}
+
 fn engine(c: &mut Criterion) {
     let policy = Policy::default();
     let policies = Policies::new(policy.clone());
@@ -81,13 +91,7 @@ fn engine(c: &mut Criterion) {
         group.bench_function("parse", |b| b.iter(|| parse(black_box(&body))));
 
         let review = parse(&body);
-        let req = &review.request;
-        let request = Request {
-            object: &req.object,
-            old_object: req.old_object.as_ref(),
-            operation: req.operation,
-            namespace: req.namespace.as_deref().unwrap_or_default(),
-        };
+        let request = engine_request(&review);
         group.bench_function("evaluate", |b| {
             b.iter(|| policy::evaluate(black_box(&request), &policy))
         });
@@ -97,14 +101,7 @@ fn engine(c: &mut Criterion) {
         group.bench_function("parse+evaluate", |b| {
             b.iter(|| {
                 let review = parse(black_box(&body));
-                let req = &review.request;
-                let request = Request {
-                    object: &req.object,
-                    old_object: req.old_object.as_ref(),
-                    operation: req.operation,
-                    namespace: req.namespace.as_deref().unwrap_or_default(),
-                };
-                policy::evaluate(&request, &policy)
+                policy::evaluate(&engine_request(&review), &policy)
             })
         });
         // What the server does per request between reading the body and writing the reply.

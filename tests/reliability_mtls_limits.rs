@@ -172,30 +172,14 @@ async fn many_large_uploads_stay_within_the_limits() {
         ..Opts::default()
     });
     let base = server.rss_kib();
-    // A valid review padded to 3 MiB (the API server's object limit) with an annotation.
-    let pad = "x".repeat(3 * 1024 * 1024 - 64 * 1024);
-    let mut review: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
-    review["request"]["object"]["metadata"]["annotations"]["example.com/pad"] = pad.into();
-    let body = bytes::Bytes::from(serde_json::to_vec(&review).unwrap());
-    let want = expected(Endpoint::Validate, &body);
+    let (body, want) = review_of_3_mib();
 
     // 64 clients on their own connections (HTTP/1.1), and 16 concurrent streams on one HTTP/2
     // connection that allows only 4 at a time.
     let h1: Vec<_> = (0..CLIENTS).map(|_| server.http(false)).collect();
     let h2 = server.http(true);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let pid = server.pid();
-    let sampler = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut max = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                max = max.max(rss_kib(pid));
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            max
-        })
-    };
+    let sampler = rss_sampler(server.pid(), stop.clone());
     let mut set = tokio::task::JoinSet::new();
     for (i, client) in h1
         .into_iter()
@@ -242,6 +226,17 @@ async fn many_large_uploads_stay_within_the_limits() {
     server.assert_serving().await;
 }
 
+/// A valid review padded with an annotation to 3 MiB (the API server's object limit), and the
+/// answer it must get from `/validate`.
+fn review_of_3_mib() -> (bytes::Bytes, Expected) {
+    let pad = "x".repeat(3 * 1024 * 1024 - 64 * 1024);
+    let mut review: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["example.com/pad"] = pad.into();
+    let body = bytes::Bytes::from(serde_json::to_vec(&review).unwrap());
+    let want = expected(Endpoint::Validate, &body);
+    (body, want)
+}
+
 /// Samples the peak RSS of `pid` until `stop` is set.
 fn rss_sampler(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
@@ -265,11 +260,7 @@ async fn body_budget_bounds_memory_with_default_connection_limits() {
         ..Opts::default()
     });
     let base = server.rss_kib();
-    let pad = "x".repeat(3 * 1024 * 1024 - 64 * 1024);
-    let mut review: serde_json::Value = serde_json::from_slice(&fixtures()[0].1).unwrap();
-    review["request"]["object"]["metadata"]["annotations"]["example.com/pad"] = pad.into();
-    let body = bytes::Bytes::from(serde_json::to_vec(&review).unwrap());
-    let want = expected(Endpoint::Validate, &body);
+    let (body, want) = review_of_3_mib();
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = rss_sampler(server.pid(), stop.clone());
