@@ -74,7 +74,25 @@ fn check_patch(reply: &ReviewReply, input: &Value) {
     let Some(object) = input.pointer("/request/object") else {
         panic!("a patch for a request without an object");
     };
-    let ds: DaemonSet = serde_json::from_value(object.clone()).expect("a patched DaemonSet parses");
+    // Admission builds only what the engine reads (spec, name, namespace, generateName, labels
+    // and the exemption annotation) and skips the rest unparsed, so only that part must
+    // round-trip through k8s-openapi.
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "name" | "namespace" | "generateName" | "labels" | "annotations"
+                )
+            });
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                annotations.retain(|k, _| k == daemonset_guard::config::EXEMPT_ANNOTATION);
+            }
+        }
+    }
+    let ds: DaemonSet = serde_json::from_value(object).expect("a patched DaemonSet parses");
     let mut doc = serde_json::to_value(&ds).expect("a DaemonSet serializes");
     json_patch::patch(&mut doc, &patch).expect("the patch applies to the object");
     serde_json::from_value::<DaemonSet>(doc.clone()).expect("the patched object is a DaemonSet");
