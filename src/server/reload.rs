@@ -18,13 +18,55 @@ use super::tls::{self, CertResolver, ServingCert};
 use crate::admission::Policies;
 use crate::config::Policy;
 
+/// What a watched file last held, so that a poll acts only on a change, and a file that stays
+/// unreadable is logged and counted once rather than at every poll.
+#[derive(Debug)]
+struct Seen<T> {
+    last: Option<T>,
+    last_error: Option<String>,
+}
+
+impl<T: PartialEq> Seen<T> {
+    fn new(initial: T) -> Self {
+        Seen {
+            last: Some(initial),
+            last_error: None,
+        }
+    }
+
+    /// The content just read if it differs from what was last remembered. `Ok(None)` is a read
+    /// to retry at the next poll. A read error goes to `report` unless the previous poll failed
+    /// the same way; it also forgets the content, so the file is applied again once readable.
+    fn changed(&mut self, read: Result<Option<T>, String>, report: impl FnOnce(&str)) -> Option<T> {
+        match read {
+            Ok(None) => None,
+            Err(e) => {
+                if self.last_error.as_ref() != Some(&e) {
+                    report(&e);
+                    self.last_error = Some(e);
+                    self.last = None;
+                }
+                None
+            }
+            Ok(Some(content)) => {
+                self.last_error = None;
+                (self.last.as_ref() != Some(&content)).then_some(content)
+            }
+        }
+    }
+
+    /// Marks `content` as handled, applied or rejected.
+    fn remember(&mut self, content: T) {
+        self.last = Some(content);
+    }
+}
+
 /// The certificate and key files, and what was last read from them.
 #[derive(Debug)]
 pub struct CertFiles {
     cert: PathBuf,
     key: PathBuf,
-    last: Option<(Vec<u8>, Vec<u8>)>,
-    last_error: Option<String>,
+    seen: Seen<(Vec<u8>, Vec<u8>)>,
 }
 
 impl CertFiles {
@@ -42,8 +84,7 @@ impl CertFiles {
             CertFiles {
                 cert: cert.to_path_buf(),
                 key: key.to_path_buf(),
-                last: Some((c, k)),
-                last_error: None,
+                seen: Seen::new((c, k)),
             },
             serving,
         ))
@@ -51,25 +92,14 @@ impl CertFiles {
 
     /// Reloads the pair if its content changed. A pair that does not load keeps the served one.
     pub fn poll(&mut self, resolver: &CertResolver, app: &App, provider: &CryptoProvider) {
-        let pair = match read_stable_pair(&self.cert, &self.key) {
-            Ok(Some(pair)) => pair,
-            // Caught mid-swap; the next poll sees a consistent pair.
-            Ok(None) => return,
-            Err(e) => {
-                let e = e.to_string();
-                if self.last_error.as_ref() != Some(&e) {
-                    tracing::error!(error = %e, "cannot read the TLS certificate or key; still serving the previous certificate");
-                    app.metrics.certificate_reload(ReloadResult::Failure);
-                    self.last_error = Some(e);
-                    self.last = None;
-                }
-                return;
-            }
-        };
-        if self.last.as_ref() == Some(&pair) {
+        // `None` from the read: caught mid-swap; the next poll sees a consistent pair.
+        let read = read_stable_pair(&self.cert, &self.key).map_err(|e| e.to_string());
+        let Some(pair) = self.seen.changed(read, |e| {
+            tracing::error!(error = %e, "cannot read the TLS certificate or key; still serving the previous certificate");
+            app.metrics.certificate_reload(ReloadResult::Failure);
+        }) else {
             return;
-        }
-        self.last_error = None;
+        };
         match tls::load_pair(&pair.0, &pair.1, provider) {
             Ok(serving) => {
                 resolver.swap(serving.key.clone());
@@ -92,7 +122,7 @@ impl CertFiles {
                 );
             }
         }
-        self.last = Some(pair);
+        self.seen.remember(pair);
     }
 }
 
@@ -118,8 +148,7 @@ fn with_path(path: &Path, e: std::io::Error) -> std::io::Error {
 #[derive(Debug)]
 pub struct ConfigFile {
     path: PathBuf,
-    last: Option<Vec<u8>>,
-    last_error: Option<String>,
+    seen: Seen<Vec<u8>>,
 }
 
 impl ConfigFile {
@@ -130,8 +159,7 @@ impl ConfigFile {
         Ok((
             ConfigFile {
                 path: path.to_path_buf(),
-                last: Some(bytes),
-                last_error: None,
+                seen: Seen::new(bytes),
             },
             policy,
         ))
@@ -139,23 +167,15 @@ impl ConfigFile {
 
     /// Reloads the policy if the file changed. An invalid policy keeps the one in force.
     pub fn poll(&mut self, app: &App) {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) => {
-                let e = with_path(&self.path, e).to_string();
-                if self.last_error.as_ref() != Some(&e) {
-                    tracing::error!(error = %e, "cannot read the policy file; keeping the last good policy");
-                    app.metrics.config_reload(ReloadResult::Failure);
-                    self.last_error = Some(e);
-                    self.last = None;
-                }
-                return;
-            }
-        };
-        if self.last.as_ref() == Some(&bytes) {
+        let read = std::fs::read(&self.path)
+            .map(Some)
+            .map_err(|e| with_path(&self.path, e).to_string());
+        let Some(bytes) = self.seen.changed(read, |e| {
+            tracing::error!(error = %e, "cannot read the policy file; keeping the last good policy");
+            app.metrics.config_reload(ReloadResult::Failure);
+        }) else {
             return;
-        }
-        self.last_error = None;
+        };
         match parse_policy(&bytes, &self.path) {
             Ok(policy) => {
                 app.set_policies(Policies::new(policy));
@@ -167,7 +187,7 @@ impl ConfigFile {
                 tracing::error!(error = %e, "new policy rejected; keeping the last good policy");
             }
         }
-        self.last = Some(bytes);
+        self.seen.remember(bytes);
     }
 }
 
