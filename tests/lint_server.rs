@@ -81,6 +81,16 @@ fn review(uid: &str, namespace: &str, object: &Value) -> Vec<u8> {
 }
 
 /// Comparable form of a report object's findings: (rule, mode, path, fixed).
+/// The API server's side of a review: POST it, read the AdmissionReview that comes back.
+async fn answer(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Value {
+    post_review(http, url, body)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn findings(object: &Value) -> Vec<(String, String, String, bool)> {
     let mut v: Vec<_> = object["findings"]
         .as_array()
@@ -145,13 +155,7 @@ async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
                 .to_string();
             let submitted = as_apiserver_sends(source);
 
-            let reply: Value =
-                post_review(&http, &server.url("/mutate"), review("m", &ns, &submitted))
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+            let reply = answer(&http, &server.url("/mutate"), review("m", &ns, &submitted)).await;
             let response = &reply["response"];
             assert_eq!(
                 response["allowed"], true,
@@ -178,13 +182,7 @@ async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
                 &serde_json::from_value::<json_patch::Patch>(patch).unwrap(),
             )
             .unwrap();
-            let reply: Value =
-                post_review(&http, &server.url("/validate"), review("v", &ns, &patched))
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+            let reply = answer(&http, &server.url("/validate"), review("v", &ns, &patched)).await;
             let response = &reply["response"];
             let verdict = &object["verdict"];
             assert_eq!(
