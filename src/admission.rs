@@ -960,6 +960,13 @@ mod tests {
             &review_of(request("UPDATE", daemonset(), old)),
         );
         assert_eq!(r.outcome.verdict, Verdict::Denied);
+        let mut other = daemonset();
+        other["kind"] = json!("Deployment");
+        let got = err(&review_of(request("CREATE", other, Value::Null)));
+        assert_eq!(
+            got,
+            "request.object is not a valid apps/v1 DaemonSet: at `kind`: \"Deployment\" where \"DaemonSet\" is expected"
+        );
         let got = err(&review_of(request("CREATE", Value::Null, Value::Null)));
         assert_eq!(got, "request.object is missing on CREATE");
     }
