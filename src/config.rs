@@ -16,30 +16,7 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("default-policy.yaml");
 /// Annotation that exempts a DaemonSet from the listed rules, when the policy allows it.
 pub const EXEMPT_ANNOTATION: &str = "daemonset-guard.dev/exempt";
 
-/// A rule family; mutation is switched per family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Resources,
-    Tolerations,
-    Security,
-    Spec,
-    Selector,
-    Rollout,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Resources => "resources",
-            Family::Tolerations => "tolerations",
-            Family::Security => "security",
-            Family::Spec => "spec",
-            Family::Selector => "selector",
-            Family::Rollout => "rollout",
-        }
-    }
-}
+pub use crate::vocab::Family;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,4 +7,5 @@ pub mod config;
 pub mod lint;
 pub mod policy;
 pub mod server;
+pub mod vocab;
 pub mod yaml;

@@ -10,81 +10,14 @@ pub mod selector;
 pub mod spec;
 pub mod tolerations;
 
-use std::fmt;
-
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::config::{Family, Policy};
-
-/// What a rule does when it finds a violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Deny the request.
-    Enforce,
-    /// Allow, with a warning that kubectl prints.
-    Warn,
-    /// Do not check.
-    Off,
-}
-
-impl Mode {
-    /// The lowercase name used in config, reports and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Warn => "warn",
-            Mode::Off => "off",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The admission operation being evaluated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Operation {
-    Create,
-    Update,
-    Delete,
-    Connect,
-}
-
-impl Operation {
-    /// The name the API server uses (`CREATE`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        }
-    }
-}
-
-impl std::str::FromStr for Operation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_uppercase().as_str() {
-            "CREATE" => Ok(Operation::Create),
-            "UPDATE" => Ok(Operation::Update),
-            "DELETE" => Ok(Operation::Delete),
-            "CONNECT" => Ok(Operation::Connect),
-            _ => Err(format!(
-                "unknown operation {s:?}: expected CREATE, UPDATE, DELETE or CONNECT"
-            )),
-        }
-    }
-}
+use crate::config::Policy;
+pub use crate::vocab::{Family, Mode, Operation, RuleInfo};
 
 /// Everything the engine looks at for one admission decision.
 #[derive(Clone, Copy, Debug)]
@@ -137,20 +70,6 @@ impl Evaluation {
     pub fn allowed(&self) -> bool {
         self.denials().next().is_none()
     }
-}
-
-/// Static description of a rule, shown by `daemonset-guard rules`, in SARIF and in docs.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct RuleInfo {
-    pub id: &'static str,
-    pub family: Family,
-    pub default_mode: Mode,
-    /// What it checks, one sentence.
-    pub summary: &'static str,
-    /// Why it matters.
-    pub why: &'static str,
-    /// How to fix a violation.
-    pub fix: &'static str,
 }
 
 /// Every rule the engine knows, grouped by family.

@@ -18,6 +18,8 @@ const REQUESTS_EXCEED_LIMITS: &str = "resources-requests-exceed-limits";
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: REQUESTS_MISSING,
+
+        api_server_rejects: false,
         family: Family::Resources,
         default_mode: Mode::Enforce,
         summary: "Every container and init container sets resources.requests for each required \
@@ -33,6 +35,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: MEMORY_LIMIT_MISSING,
+
+        api_server_rejects: false,
         family: Family::Resources,
         default_mode: Mode::Off,
         summary: "Every container and init container sets resources.limits.memory.",
@@ -44,6 +48,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: QUANTITY_INVALID,
+
+        api_server_rejects: true,
         family: Family::Resources,
         default_mode: Mode::Enforce,
         summary: "Every resource request and limit is a valid, non-negative Kubernetes quantity.",
@@ -54,6 +60,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: REQUESTS_EXCEED_LIMITS,
+
+        api_server_rejects: true,
         family: Family::Resources,
         default_mode: Mode::Enforce,
         summary: "No resource request is greater than the limit for the same resource.",

@@ -20,6 +20,8 @@ const BOUND: &str = "rollout-max-unavailable-bound";
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: STRATEGY_INVALID,
+
+        api_server_rejects: true,
         family: Family::Rollout,
         default_mode: Mode::Enforce,
         summary: "spec.updateStrategy.type must be RollingUpdate (the default) or OnDelete.",
@@ -28,6 +30,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: MAX_UNAVAILABLE_INVALID,
+
+        api_server_rejects: true,
         family: Family::Rollout,
         default_mode: Mode::Enforce,
         summary: "rollingUpdate.maxUnavailable must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
@@ -36,6 +40,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: MAX_SURGE_INVALID,
+
+        api_server_rejects: true,
         family: Family::Rollout,
         default_mode: Mode::Enforce,
         summary: "rollingUpdate.maxSurge must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
@@ -44,6 +50,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: CONFLICT,
+
+        api_server_rejects: true,
         family: Family::Rollout,
         default_mode: Mode::Enforce,
         summary: "Exactly one of rollingUpdate.maxUnavailable and maxSurge must be non-zero (unset means maxUnavailable 1, maxSurge 0).",
@@ -52,6 +60,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: BOUND,
+
+        api_server_rejects: false,
         family: Family::Rollout,
         default_mode: Mode::Warn,
         summary: "rollingUpdate.maxUnavailable must not exceed the policy bound (rollout.maxUnavailable, default 25%).",

@@ -28,6 +28,8 @@ const HOST_PATH: &str = "security-host-path-writable";
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: PRIVILEGED,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Enforce,
         summary: "No container or init container may set securityContext.privileged: true.",
@@ -36,6 +38,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: ESCALATION,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Enforce,
         summary: "allowPrivilegeEscalation must not be true; mutation sets it to false when unset (except for privileged or CAP_SYS_ADMIN containers, where the API server forbids false).",
@@ -44,6 +48,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: CAPS_ADDED,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Enforce,
         summary: "capabilities.add may only list capabilities in security.allowedCapabilities (compared case-insensitively, with or without CAP_).",
@@ -52,6 +58,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: CAPS_NOT_DROPPED,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Warn,
         summary: "Every container should drop ALL capabilities; mutation adds capabilities.drop: [ALL] when drop is unset.",
@@ -60,6 +68,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: SECCOMP,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Warn,
         summary: "A seccomp profile must apply to every container and must not be Unconfined; mutation sets the pod's seccompProfile to RuntimeDefault when neither pod nor container sets one.",
@@ -68,6 +78,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: NON_ROOT,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Warn,
         summary: "runAsNonRoot should be true for every container (container value, else the pod's); mutated only when security.mutateRunAsNonRoot is on.",
@@ -76,6 +88,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: READ_ONLY_ROOT,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Warn,
         summary: "readOnlyRootFilesystem should be true for every container; mutated only when security.mutateReadOnlyRootFilesystem is on.",
@@ -84,6 +98,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: HOST_NAMESPACES,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Enforce,
         summary: "The pod must not set hostNetwork, hostPID or hostIPC to true.",
@@ -92,6 +108,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: HOST_PATH,
+
+        api_server_rejects: false,
         family: Family::Security,
         default_mode: Mode::Enforce,
         summary: "Every volumeMount of a hostPath volume must be readOnly: true.",

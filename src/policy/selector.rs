@@ -19,6 +19,8 @@ const MISMATCH: &str = "selector-mismatch";
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: IMMUTABLE,
+
+        api_server_rejects: true,
         family: Family::Selector,
         default_mode: Mode::Enforce,
         summary: "On UPDATE, spec.selector must equal the stored selector (order of labels and expressions does not matter).",
@@ -27,6 +29,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: EMPTY,
+
+        api_server_rejects: true,
         family: Family::Selector,
         default_mode: Mode::Enforce,
         summary: "spec.selector must have matchLabels or matchExpressions.",
@@ -35,6 +39,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: INVALID,
+
+        api_server_rejects: true,
         family: Family::Selector,
         default_mode: Mode::Enforce,
         summary: "spec.selector must be a valid label selector: operators In/NotIn/Exists/DoesNotExist, values only and always with In/NotIn, valid label keys and values.",
@@ -43,6 +49,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: MISMATCH,
+
+        api_server_rejects: true,
         family: Family::Selector,
         default_mode: Mode::Enforce,
         summary: "spec.selector must match spec.template.metadata.labels.",

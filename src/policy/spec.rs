@@ -13,6 +13,8 @@ const NEGATIVE_VALUE: &str = "spec-negative-value";
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: RESTART_POLICY,
+
+        api_server_rejects: true,
         family: Family::Spec,
         default_mode: Mode::Enforce,
         summary: "spec.template.spec.restartPolicy must be Always (unset defaults to Always).",
@@ -21,6 +23,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: ACTIVE_DEADLINE,
+
+        api_server_rejects: true,
         family: Family::Spec,
         default_mode: Mode::Enforce,
         summary: "spec.template.spec.activeDeadlineSeconds must not be set.",
@@ -29,6 +33,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: NEGATIVE_VALUE,
+
+        api_server_rejects: true,
         family: Family::Spec,
         default_mode: Mode::Enforce,
         summary: "spec.minReadySeconds and spec.revisionHistoryLimit must not be negative.",

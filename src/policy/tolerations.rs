@@ -25,6 +25,8 @@ const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: CONTROL_PLANE_MISSING,
+
+        api_server_rejects: false,
         family: Family::Tolerations,
         default_mode: Mode::Enforce,
         summary: "The pod template tolerates the control-plane taints (by default \
@@ -40,6 +42,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: INVALID,
+
+        api_server_rejects: true,
         family: Family::Tolerations,
         default_mode: Mode::Enforce,
         summary: "Every toleration has a shape the API server accepts (operator, key, value, effect \
@@ -53,6 +57,8 @@ pub const RULES: &[RuleInfo] = &[
     },
     RuleInfo {
         id: BLANKET_EXISTS,
+
+        api_server_rejects: false,
         family: Family::Tolerations,
         default_mode: Mode::Warn,
         summary: "No toleration uses operator Exists without a key.",
