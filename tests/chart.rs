@@ -25,6 +25,9 @@ const CRD_KINDS: &[(&str, &str)] = &[
     ("cert-manager.io/v1", "Issuer"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 ];
+/// The chart's own message when cert-manager mode is chosen without cert-manager's API.
+const CERT_MANAGER_MISSING: &str =
+    "tls.mode=certManager needs cert-manager, but this cluster does not serve the API cert-manager.io/v1";
 const FAKE_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
 
 fn repo() -> &'static Path {
@@ -175,13 +178,26 @@ fn set_args(sets: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// `helm template`; Ok(stdout) or Err(stderr).
+/// `helm template`, as against a cluster that serves cert-manager's API when the values choose
+/// cert-manager mode; Ok(stdout) or Err(stderr).
 fn template(helm: &Helm, sets: &[String]) -> Result<String, String> {
+    let cert_manager = sets.iter().any(|s| s == "tls.mode=certManager");
+    let api_versions: &[&str] = if cert_manager {
+        &["--api-versions", "cert-manager.io/v1"]
+    } else {
+        &[]
+    };
+    template_with(helm, sets, api_versions)
+}
+
+/// `helm template` with extra arguments; Ok(stdout) or Err(stderr).
+fn template_with(helm: &Helm, sets: &[String], extra: &[&str]) -> Result<String, String> {
     let out = Command::new(&helm.path)
         .args(["template", RELEASE])
         .arg(chart())
         .args(["--namespace", NAMESPACE])
         .args(set_args(sets))
+        .args(extra)
         .output()
         .expect("run helm template");
     if out.status.success() {
@@ -250,6 +266,21 @@ fn strs(v: &Value) -> Vec<&str> {
 
 fn hooks(o: &Value) -> BTreeSet<&str> {
     o["metadata"]["annotations"]["helm.sh/hook"]
+        .as_str()
+        .map(|h| h.split(',').collect())
+        .unwrap_or_default()
+}
+
+/// Chart.yaml.
+fn chart_metadata() -> Value {
+    let text = std::fs::read_to_string(chart().join("Chart.yaml")).expect("read Chart.yaml");
+    parse_documents(&text).expect("Chart.yaml parses")[0]
+        .value
+        .clone()
+}
+
+fn delete_policies(o: &Value) -> BTreeSet<&str> {
+    o["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
         .as_str()
         .map(|h| h.split(',').collect())
         .unwrap_or_default()
@@ -634,7 +665,29 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
             expected_create.extend(["--host".to_string(), host]);
         }
         expected_create.extend(["--days".to_string(), "3650".into()]);
+        let meta = chart_metadata();
+        // The Secret gets the chart's standard labels (those of every object it renders).
+        for (k, v) in [
+            ("app.kubernetes.io/instance", RELEASE),
+            ("app.kubernetes.io/managed-by", "Helm"),
+            ("app.kubernetes.io/name", "daemonset-guard"),
+            ("app.kubernetes.io/part-of", "daemonset-guard"),
+            ("app.kubernetes.io/version", meta["appVersion"].as_str().unwrap()),
+            (
+                "helm.sh/chart",
+                &format!("daemonset-guard-{}", meta["version"].as_str().unwrap()),
+            ),
+        ] {
+            expected_create.extend(["--label".to_string(), format!("{k}={v}")]);
+        }
         assert_eq!(args(create), expected_create);
+        let deployment = one(&objs, "Deployment", "default");
+        for (k, v) in deployment["metadata"]["labels"].as_object().unwrap() {
+            if k != "app.kubernetes.io/component" {
+                let label = format!("{k}={}", v.as_str().unwrap());
+                assert!(args(create).contains(&label), "Secret label {label}");
+            }
+        }
         assert_eq!(
             args(patch),
             [
@@ -653,6 +706,51 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
             let c = &j["spec"]["template"]["spec"]["containers"][0];
             assert_eq!(c["command"], json!(["/usr/local/bin/certs-gen"]));
         }
+    }
+}
+
+/// The certs-gen Jobs go whatever their outcome, with their pods and so the pods' tokens; helm
+/// prints the log of a failed one first.
+#[test]
+fn certs_gen_jobs_are_deleted_whatever_their_outcome() {
+    for helm in helms() {
+        let objs = render(helm, "default", &[]);
+        let jobs = find(&objs, "Job");
+        assert!(!jobs.is_empty());
+        for j in jobs {
+            assert_eq!(
+                delete_policies(j),
+                BTreeSet::from(["before-hook-creation", "hook-failed", "hook-succeeded"]),
+                "{}",
+                name(j)
+            );
+            assert_eq!(
+                j["metadata"]["annotations"]["helm.sh/hook-output-log-policy"],
+                "hook-failed"
+            );
+        }
+    }
+}
+
+/// cert-manager mode renders only where cert-manager's API is served, and otherwise stops with
+/// one sentence that names the missing API and the ways out.
+#[test]
+fn cert_manager_mode_needs_the_cert_manager_api() {
+    let sets = vec!["tls.mode=certManager".to_string()];
+    for helm in helms() {
+        let err = template_with(helm, &sets, &[]).expect_err("rendered without cert-manager");
+        let line = err
+            .lines()
+            .find(|l| l.contains(CERT_MANAGER_MISSING))
+            .unwrap_or_else(|| panic!("helm {}: {err}", helm.version));
+        assert!(line.contains("install cert-manager first"), "{line}");
+        assert!(!err.contains("no matches for kind"), "{err}");
+        let text = template_with(helm, &sets, &["--api-versions", "cert-manager.io/v1"])
+            .unwrap_or_else(|e| panic!("helm {}: {e}", helm.version));
+        assert!(text.contains("kind: Certificate"));
+        // The other modes never ask for it.
+        template_with(helm, &[], &[]).unwrap();
+        template_with(helm, &existing_secret_sets(), &[]).unwrap();
     }
 }
 
@@ -1161,11 +1259,11 @@ fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
                 "{ctx}: {}",
                 kind(o)
             );
-            assert!(
-                a["helm.sh/hook-delete-policy"]
-                    .as_str()
-                    .is_some_and(|p| p.contains("hook-succeeded")),
-                "{ctx}"
+            assert_eq!(
+                delete_policies(o),
+                BTreeSet::from(["before-hook-creation", "hook-failed", "hook-succeeded"]),
+                "{ctx}: {} must be deleted whatever the hooks' outcome",
+                kind(o)
             );
             let weight: i64 = a["helm.sh/hook-weight"]
                 .as_str()

@@ -1,6 +1,7 @@
 //! The Kubernetes API calls of `create` and `patch`, around the pure decisions of
 //! [`crate::secret`] and [`crate::webhook`].
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::api::admissionregistration::v1::{
@@ -37,6 +38,8 @@ pub struct CreateOptions {
     pub days: u32,
     /// Rotate when the certificate expires within this many days.
     pub renew_before_days: u32,
+    /// Labels the Secret carries (set on create, rotation, and on a kept Secret missing them).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl CreateOptions {
@@ -93,7 +96,7 @@ pub async fn create(
             .map_err(|e| fail("get", e))?;
         let Some(existing) = existing else {
             let bundle = cert::generate(&options.hosts, options.days, now)?;
-            let fresh = secret::new_secret(&options.namespace, &options.name, &bundle);
+            let fresh = secret::new_secret(&options.namespace, &options.name, &bundle, &options.labels);
             match api.create(&params, &fresh).await {
                 Ok(_) => {
                     return Ok(Report::new(Outcome::Created, object).detail(format!(
@@ -111,11 +114,22 @@ pub async fn create(
         };
         match secret::decide(&existing, &options.hosts, renew_before, now) {
             Decision::Keep { expires } => {
-                return Ok(Report::new(Outcome::Kept, object).detail(format!(
+                let detail = format!(
                     "certificate for {} valid until {}",
                     hosts_list(&options.hosts),
                     cert::rfc3339(expires)
-                )))
+                );
+                let Some(relabeled) = secret::relabeled_secret(&existing, &options.labels) else {
+                    return Ok(Report::new(Outcome::Kept, object).detail(detail));
+                };
+                match api.replace(&options.name, &params, &relabeled).await {
+                    Ok(_) => {
+                        return Ok(Report::new(Outcome::Patched, object)
+                            .detail(format!("labels set; {detail}")))
+                    }
+                    Err(e) if is_conflict(&e) => continue,
+                    Err(e) => return Err(fail("update", e)),
+                }
             }
             Decision::Refuse { reason } => {
                 return Err(Error::BadSecret {
@@ -125,7 +139,7 @@ pub async fn create(
             }
             Decision::Rotate { reason } => {
                 let bundle = cert::generate(&options.hosts, options.days, now)?;
-                let replacement = secret::rotated_secret(&existing, &bundle, now);
+                let replacement = secret::rotated_secret(&existing, &bundle, &options.labels, now);
                 match api.replace(&options.name, &params, &replacement).await {
                     Ok(_) => {
                         return Ok(Report::new(Outcome::Rotated, object).detail(format!(

@@ -51,6 +51,9 @@ enum Command {
         /// Rotate when the certificate expires within this many days.
         #[arg(long, default_value_t = 30)]
         renew_before_days: u32,
+        /// Label the Secret carries, KEY=VALUE; repeat for several.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
     },
     /// Set caBundle (from the Secret's ca.crt) on every webhook of the named configurations.
     Patch {
@@ -119,6 +122,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             hosts,
             days,
             renew_before_days,
+            labels,
         } => {
             let options = CreateOptions {
                 namespace,
@@ -126,6 +130,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 hosts: cert::parse_hosts(&hosts)?,
                 days,
                 renew_before_days,
+                labels: certs_gen::secret::parse_labels(&labels)?,
             };
             options.validate()?;
             runtime()?.block_on(async {

@@ -125,12 +125,19 @@ fn issuers_of<'a>(
     })
 }
 
-/// A new `kubernetes.io/tls` Secret holding `bundle`.
-pub fn new_secret(namespace: &str, name: &str, bundle: &Bundle) -> Secret {
+/// A new `kubernetes.io/tls` Secret holding `bundle`, carrying `labels` (the chart passes its
+/// standard labels, so the Secret still names its release after an uninstall leaves it behind).
+pub fn new_secret(
+    namespace: &str,
+    name: &str,
+    bundle: &Bundle,
+    labels: &BTreeMap<String, String>,
+) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
+            labels: (!labels.is_empty()).then(|| labels.clone()),
             ..ObjectMeta::default()
         },
         type_: Some(TLS_SECRET_TYPE.to_owned()),
@@ -140,19 +147,64 @@ pub fn new_secret(namespace: &str, name: &str, bundle: &Bundle) -> Secret {
 }
 
 /// `existing` with its data replaced by `bundle`, metadata (labels, owners, resourceVersion for
-/// optimistic concurrency) kept.
+/// optimistic concurrency) kept, and `labels` set over its labels.
 ///
 /// The CA that issued the certificate being replaced stays in `ca.crt` after the new CA while it
 /// is unexpired: pods still serving the old certificate remain trusted by a `caBundle` patched
 /// from this Secret until they pick up the new one, so rotation has no outage window.
-pub fn rotated_secret(existing: &Secret, bundle: &Bundle, now: OffsetDateTime) -> Secret {
+pub fn rotated_secret(
+    existing: &Secret,
+    bundle: &Bundle,
+    labels: &BTreeMap<String, String>,
+    now: OffsetDateTime,
+) -> Secret {
     let previous_ca = previous_issuer_pem(existing.data.as_ref(), now);
+    let mut metadata = existing.metadata.clone();
+    merge_labels(&mut metadata, labels);
     Secret {
-        metadata: existing.metadata.clone(),
+        metadata,
         type_: Some(TLS_SECRET_TYPE.to_owned()),
         data: Some(bundle_data(bundle, previous_ca)),
         immutable: existing.immutable,
         string_data: None,
+    }
+}
+
+/// Parses `--label KEY=VALUE` arguments. The API server validates the syntax of keys and values;
+/// this only rejects what cannot be a label at all.
+pub fn parse_labels(args: &[String]) -> Result<BTreeMap<String, String>, crate::Error> {
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "--label {arg:?} is not KEY=VALUE (for example app.kubernetes.io/instance=guard)"
+            ))),
+        })
+        .collect()
+}
+
+/// `existing` with `labels` set over its labels, or `None` when it already carries them all (a
+/// Secret created before the chart passed labels gets them on the next upgrade).
+pub fn relabeled_secret(existing: &Secret, labels: &BTreeMap<String, String>) -> Option<Secret> {
+    let current = existing.metadata.labels.as_ref();
+    let missing = labels
+        .iter()
+        .any(|(k, v)| current.and_then(|c| c.get(k)) != Some(v));
+    if !missing {
+        return None;
+    }
+    let mut relabeled = existing.clone();
+    merge_labels(&mut relabeled.metadata, labels);
+    Some(relabeled)
+}
+
+fn merge_labels(metadata: &mut ObjectMeta, labels: &BTreeMap<String, String>) {
+    if labels.is_empty() {
+        return;
+    }
+    let merged = metadata.labels.get_or_insert_with(BTreeMap::new);
+    for (k, v) in labels {
+        merged.insert(k.clone(), v.clone());
     }
 }
 
@@ -213,7 +265,7 @@ mod tests {
     }
 
     fn tls_secret(bundle: &Bundle) -> Secret {
-        let mut secret = new_secret("guard", "guard-tls", bundle);
+        let mut secret = new_secret("guard", "guard-tls", bundle, &BTreeMap::new());
         secret.metadata.resource_version = Some("17".into());
         secret
     }
@@ -399,8 +451,9 @@ mod tests {
     #[test]
     fn new_secret_is_a_tls_secret() {
         let bundle = generate(&hosts(&["svc"]), 30, now()).unwrap();
-        let secret = new_secret("guard", "guard-tls", &bundle);
+        let secret = new_secret("guard", "guard-tls", &bundle, &BTreeMap::new());
         assert_eq!(secret.type_.as_deref(), Some(TLS_SECRET_TYPE));
+        assert_eq!(secret.metadata.labels, None);
         assert_eq!(secret.metadata.namespace.as_deref(), Some("guard"));
         let data = secret.data.unwrap();
         assert_eq!(data[CA_CRT].0, bundle.ca_pem.as_bytes());
@@ -416,7 +469,7 @@ mod tests {
         existing.metadata.labels = Some(BTreeMap::from([("app".into(), "guard".into())]));
         let new = generate(&names, 365, now()).unwrap();
 
-        let rotated = rotated_secret(&existing, &new, now());
+        let rotated = rotated_secret(&existing, &new, &BTreeMap::new(), now());
         assert_eq!(rotated.metadata, existing.metadata);
         let data = rotated.data.unwrap();
         assert_eq!(
@@ -433,14 +486,70 @@ mod tests {
 
         // An expired previous CA is dropped, and so is one that did not issue the old certificate.
         let expired = generate(&names, 10, now() - Duration::days(20)).unwrap();
-        let data = rotated_secret(&tls_secret(&expired), &new, now())
+        let data = rotated_secret(&tls_secret(&expired), &new, &BTreeMap::new(), now())
             .data
             .unwrap();
         assert_eq!(data[CA_CRT].0, new.ca_pem.as_bytes());
         let mismatched = with_data(tls_secret(&old), CA_CRT, Some(new.ca_pem.as_bytes()));
-        let data = rotated_secret(&mismatched, &generate(&names, 365, now()).unwrap(), now())
+        let data = rotated_secret(
+            &mismatched,
+            &generate(&names, 365, now()).unwrap(),
+            &BTreeMap::new(),
+            now(),
+        )
             .data
             .unwrap();
         assert_eq!(cert::parse_pem_certs(&data[CA_CRT].0).unwrap().len(), 1);
+    }
+
+    fn chart_labels() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".into(), "daemonset-guard".into()),
+            ("app.kubernetes.io/instance".into(), "guard".into()),
+            ("app.kubernetes.io/managed-by".into(), "Helm".into()),
+            ("helm.sh/chart".into(), "daemonset-guard-0.1.0".into()),
+        ])
+    }
+
+    #[test]
+    fn labels_reach_new_rotated_and_kept_secrets() {
+        let names = hosts(&["svc.ns.svc"]);
+        let bundle = generate(&names, 365, now()).unwrap();
+        let labels = chart_labels();
+
+        let created = new_secret("guard", "guard-tls", &bundle, &labels);
+        assert_eq!(created.metadata.labels.as_ref(), Some(&labels));
+
+        // Rotation keeps a label someone else set and sets ours over stale values.
+        let mut existing = tls_secret(&bundle);
+        existing.metadata.labels = Some(BTreeMap::from([
+            ("team".into(), "platform".into()),
+            ("helm.sh/chart".into(), "daemonset-guard-0.0.9".into()),
+        ]));
+        let rotated = rotated_secret(&existing, &bundle, &labels, now());
+        let got = rotated.metadata.labels.unwrap();
+        assert_eq!(got["team"], "platform");
+        assert_eq!(got["helm.sh/chart"], "daemonset-guard-0.1.0");
+        assert_eq!(got["app.kubernetes.io/instance"], "guard");
+        assert_eq!(got.len(), 5);
+
+        // A kept Secret without the labels gets them once; then there is nothing to do.
+        let relabeled = relabeled_secret(&existing, &labels).unwrap();
+        assert_eq!(relabeled.data, existing.data);
+        assert_eq!(relabeled.metadata.labels.as_ref().unwrap().len(), 5);
+        assert_eq!(relabeled_secret(&relabeled, &labels), None);
+        assert_eq!(relabeled_secret(&existing, &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn label_arguments_parse() {
+        let args = ["helm.sh/chart=daemonset-guard-0.1.0".to_string(), "empty=".into()];
+        let labels = parse_labels(&args).unwrap();
+        assert_eq!(labels["helm.sh/chart"], "daemonset-guard-0.1.0");
+        assert_eq!(labels["empty"], "");
+        for bad in ["novalue", "=x", ""] {
+            let err = parse_labels(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(err.contains("KEY=VALUE"), "{bad}: {err}");
+        }
     }
 }

@@ -127,6 +127,7 @@ fn create_options() -> CreateOptions {
         hosts: hosts(),
         days: 365,
         renew_before_days: 30,
+        labels: Default::default(),
     }
 }
 
@@ -304,6 +305,53 @@ async fn create_keeps_a_good_secret_without_writing() {
     assert!(report
         .to_string()
         .starts_with("kept Secret guard-system/guard-tls: certificate for guard"));
+}
+
+/// The chart passes its standard labels: a kept Secret that lacks them (made by an older chart)
+/// gets them with one optimistic update, and keeps its data and its other labels.
+#[tokio::test]
+async fn create_labels_a_kept_secret_that_lacks_the_chart_labels() {
+    let bundle = valid_bundle();
+    let mut options = create_options();
+    options.labels = [
+        ("app.kubernetes.io/instance", "guard"),
+        ("app.kubernetes.io/managed-by", "Helm"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let existing = secret_json(&bundle, "100");
+    let data = existing["data"].clone();
+    let (client, mock) = Mock::client(vec![
+        exchange(Method::GET, SECRET_PATH, 200, existing),
+        exchange(
+            Method::PUT,
+            &format!("{SECRET_PATH}?&fieldManager=certs-gen"),
+            200,
+            json!({}),
+        )
+        .body(move |body| {
+            assert_eq!(body["metadata"]["resourceVersion"], "100");
+            assert_eq!(
+                body["metadata"]["labels"],
+                json!({
+                    "app.kubernetes.io/name": "daemonset-guard",
+                    "app.kubernetes.io/instance": "guard",
+                    "app.kubernetes.io/managed-by": "Helm",
+                })
+            );
+            assert_eq!(body["data"], data);
+        }),
+    ]);
+    let report = api::create(client, &options, now()).await.unwrap();
+    mock.finish();
+    assert_eq!(report.outcome, Outcome::Patched);
+    assert!(
+        report
+            .to_string()
+            .starts_with("patched Secret guard-system/guard-tls: labels set; certificate for guard"),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -14,8 +14,10 @@ metadata:
   annotations:
     helm.sh/hook: {{ .hook }}
     helm.sh/hook-weight: {{ .weight | quote }}
-    # Failed Jobs stay for `kubectl logs` until the next install or upgrade replaces them.
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    # Deleted whatever the outcome, with its pods and so their ServiceAccount tokens; on failure
+    # helm prints the Job's log first.
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded,hook-failed
+    helm.sh/hook-output-log-policy: hook-failed
 spec:
   backoffLimit: 3
   activeDeadlineSeconds: {{ $root.Values.tls.certsGen.activeDeadlineSeconds }}
