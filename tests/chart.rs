@@ -672,7 +672,10 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
             ("app.kubernetes.io/managed-by", "Helm"),
             ("app.kubernetes.io/name", "daemonset-guard"),
             ("app.kubernetes.io/part-of", "daemonset-guard"),
-            ("app.kubernetes.io/version", meta["appVersion"].as_str().unwrap()),
+            (
+                "app.kubernetes.io/version",
+                meta["appVersion"].as_str().unwrap(),
+            ),
             (
                 "helm.sh/chart",
                 &format!("daemonset-guard-{}", meta["version"].as_str().unwrap()),
@@ -1282,6 +1285,72 @@ fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
 
 // ---------------------------------------------------------------------------------------------
 // Availability
+
+/// Restarts (issue 16): the server is told to keep accepting through a shutdown delay longer than
+/// endpoint propagation, then to drain, and the kubelet waits for both before SIGKILL. The
+/// rendered arguments are parsed by the server's own flag definitions, so a renamed or mistyped
+/// flag fails here rather than in a crash-looping pod.
+#[test]
+fn restarts_keep_serving_through_endpoint_propagation() {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: daemonset_guard::server::ServeArgs,
+    }
+    use clap::Parser as _;
+    for (ctx, _, objs) in all_renders() {
+        let deployment = one(&objs, "Deployment", &ctx);
+        let pod = &deployment["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let args = strs(&c["args"]);
+        assert_eq!(args.first(), Some(&"serve"), "{ctx}");
+        let serve = Cli::try_parse_from(std::iter::once("serve").chain(args[1..].iter().copied()))
+            .unwrap_or_else(|e| panic!("{ctx}: the server rejects the chart's arguments: {e}"))
+            .serve;
+        // The chart's documented value: 15 s, above the few seconds endpoints take to reach
+        // kube-proxy and the API server in an ordinary cluster (README "Restarts").
+        assert_eq!(
+            serve.shutdown_delay,
+            std::time::Duration::from_secs(15),
+            "{ctx}"
+        );
+        assert_eq!(
+            serve.drain_timeout,
+            std::time::Duration::from_secs(10),
+            "{ctx}"
+        );
+        let grace = pod["terminationGracePeriodSeconds"]
+            .as_u64()
+            .expect("grace period");
+        assert!(
+            grace > (serve.shutdown_delay + serve.drain_timeout).as_secs(),
+            "{ctx}: SIGKILL ({grace}s) before delay + drain"
+        );
+        // Readiness comes from /readyz, which turns false at SIGTERM; no preStop (the image
+        // has no shell or sleep, and the server's delay does what a preStop sleep would).
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz", "{ctx}");
+        assert!(c.get("lifecycle").is_none(), "{ctx}");
+        // A surge-only rollout: a new pod is ready before an old one gets SIGTERM.
+        assert_eq!(
+            deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+            "{ctx}"
+        );
+    }
+    for helm in helms() {
+        let sets = vec!["server.shutdownDelaySeconds=25".to_string()];
+        let err = template(helm, &sets).expect_err("grace period shorter than delay + drain");
+        assert!(
+            err.contains("terminationGracePeriodSeconds (30) must exceed server.shutdownDelaySeconds + server.drainTimeoutSeconds (25 + 10)"),
+            "{err}"
+        );
+        let sets = vec![
+            "server.shutdownDelaySeconds=25".to_string(),
+            "terminationGracePeriodSeconds=40".to_string(),
+        ];
+        let text = template(helm, &sets).unwrap();
+        assert!(text.contains("- \"25s\""), "{text}");
+    }
+}
 
 #[test]
 fn availability_follows_replicas_and_autoscaling() {
