@@ -683,7 +683,16 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
         ] {
             expected_create.extend(["--label".to_string(), format!("{k}={v}")]);
         }
-        assert_eq!(args(create), expected_create);
+        // On install the configurations follow (see the install test below).
+        let create_args = args(create);
+        assert_eq!(create_args[..expected_create.len()], expected_create);
+        assert_eq!(
+            create_args[expected_create.len()..]
+                .iter()
+                .step_by(2)
+                .collect::<Vec<_>>(),
+            ["--webhook-configuration", "--webhook-configuration"]
+        );
         let deployment = one(&objs, "Deployment", "default");
         for (k, v) in deployment["metadata"]["labels"].as_object().unwrap() {
             if k != "app.kubernetes.io/component" {
@@ -708,6 +717,123 @@ fn certs_gen_hooks_create_before_and_patch_after_the_release() {
         for j in [create, patch, early] {
             let c = &j["spec"]["template"]["spec"]["containers"][0];
             assert_eq!(c["command"], json!(["/usr/local/bin/certs-gen"]));
+        }
+    }
+}
+
+/// No caBundle window on install or upgrade (issue 16), shown by rendering both and reading the
+/// order Helm runs them in: hooks by phase (pre-install/pre-upgrade before the release's
+/// objects, post-* after) and, within a phase, by weight.
+///
+/// Install: the pre-install create Job makes the Secret, then both configurations from the very
+/// objects the chart renders, plus the metadata Helm requires to adopt them, with the CA in every
+/// caBundle; Helm then applies the same objects (which never render caBundle) over them. Upgrade:
+/// the configurations exist, nothing is created, and the pre-upgrade patch puts a rotated CA in
+/// place before the Deployment changes.
+#[test]
+fn configurations_never_exist_without_the_ca_on_install_or_upgrade() {
+    let weight = |o: &Value| -> i64 {
+        o["metadata"]["annotations"]["helm.sh/hook-weight"]
+            .as_str()
+            .and_then(|w| w.parse().ok())
+            .expect("hook weight")
+    };
+    let args = |j: &Value| -> Vec<String> {
+        strs(&j["spec"]["template"]["spec"]["containers"][0]["args"])
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    let configs_in = |args: &[String]| -> Vec<Value> {
+        args.windows(2)
+            .filter(|w| w[0] == "--webhook-configuration")
+            .map(|w| serde_json::from_str(&w[1]).expect("--webhook-configuration is JSON"))
+            .collect()
+    };
+    let create_rule = |objs: &[Value]| -> bool {
+        one(objs, "ClusterRole", "rbac")["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| strs(&r["verbs"]).contains(&"create"))
+    };
+    for helm in helms() {
+        let ctx = format!("helm {}", helm.version);
+        let parse = |text: String| -> Vec<Value> {
+            parse_documents(&text)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.value)
+                .filter(|v| !v.is_null())
+                .collect()
+        };
+        let install = parse(template_with(helm, &[], &[]).unwrap());
+        let upgrade = parse(template_with(helm, &[], &["--is-upgrade"]).unwrap());
+
+        // Install.
+        let jobs = find(&install, "Job");
+        let create = jobs
+            .iter()
+            .find(|j| args(j).first().map(String::as_str) == Some("create"))
+            .expect("create Job");
+        assert!(hooks(create).contains("pre-install"), "{ctx}");
+        let handed = configs_in(&args(create));
+        assert_eq!(handed.len(), 2, "{ctx}");
+        for k in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let rendered = one(&install, k, &ctx);
+            // Created in the main phase, after every pre-install hook has completed.
+            assert!(hooks(rendered).is_empty(), "{ctx}: {k} must not be a hook");
+            let mut want = rendered.clone();
+            want["metadata"]["annotations"] = json!({
+                "meta.helm.sh/release-name": RELEASE,
+                "meta.helm.sh/release-namespace": NAMESPACE,
+            });
+            let got = handed
+                .iter()
+                .find(|c| c["kind"] == k)
+                .unwrap_or_else(|| panic!("{ctx}: {k} not handed to certs-gen"));
+            // Exactly what Helm applies next.
+            assert_eq!(got, &want, "{ctx}: {k}");
+            assert_eq!(
+                got["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "Helm"
+            );
+            for w in rendered["webhooks"].as_array().unwrap() {
+                assert!(w["clientConfig"].get("caBundle").is_none(), "{ctx}: {k}");
+            }
+        }
+        assert!(create_rule(&install), "{ctx}: install needs create");
+        let rbac_weight = weight(one(&install, "ClusterRole", &ctx));
+        assert!(rbac_weight < weight(create), "{ctx}");
+
+        // Upgrade: nothing created; create is not even allowed.
+        let jobs = find(&upgrade, "Job");
+        let create = jobs
+            .iter()
+            .find(|j| args(j).first().map(String::as_str) == Some("create"))
+            .expect("create Job");
+        assert!(configs_in(&args(create)).is_empty(), "{ctx}");
+        assert!(
+            !create_rule(&upgrade),
+            "{ctx}: upgrade must not grant create"
+        );
+        let early = jobs
+            .iter()
+            .find(|j| hooks(j).contains("pre-upgrade") && args(j)[0] == "patch")
+            .expect("pre-upgrade patch");
+        assert!(weight(create) < weight(early), "{ctx}");
+        for k in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let cfg = one(&upgrade, k, &ctx);
+            assert!(hooks(cfg).is_empty(), "{ctx}");
+            for w in cfg["webhooks"].as_array().unwrap() {
+                assert!(w["clientConfig"].get("caBundle").is_none(), "{ctx}: {k}");
+            }
         }
     }
 }
@@ -1208,6 +1334,11 @@ fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
             );
             for r in strs(&rule["resources"]) {
                 resources.insert(r.to_string());
+            }
+            if strs(&rule["verbs"]) == ["create"] {
+                // Install only (these renders are installs): RBAC cannot restrict create by name.
+                assert!(rule.get("resourceNames").is_none(), "{ctx}: {rule}");
+                continue;
             }
             assert!(
                 strs(&rule["verbs"])

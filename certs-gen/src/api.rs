@@ -16,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use crate::cert::{self, Host};
 use crate::files::CA_CRT;
 use crate::secret::{self, Decision};
-use crate::webhook::{self, FailurePolicy, WebhookConfiguration};
+use crate::webhook::{self, FailurePolicy, NewConfiguration, WebhookConfiguration};
 use crate::{Error, Outcome, Report};
 
 /// Attempts of a read-decide-write cycle before giving up on repeated 409 Conflicts.
@@ -96,7 +96,8 @@ pub async fn create(
             .map_err(|e| fail("get", e))?;
         let Some(existing) = existing else {
             let bundle = cert::generate(&options.hosts, options.days, now)?;
-            let fresh = secret::new_secret(&options.namespace, &options.name, &bundle, &options.labels);
+            let fresh =
+                secret::new_secret(&options.namespace, &options.name, &bundle, &options.labels);
             match api.create(&params, &fresh).await {
                 Ok(_) => {
                     return Ok(Report::new(Outcome::Created, object).detail(format!(
@@ -157,6 +158,57 @@ pub async fn create(
         target: object,
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// Creates each configuration that does not exist yet with `caBundle` set to the Secret's
+/// `ca.crt` on every webhook, so the API server never calls a webhook of a new install without
+/// trusting its certificate. One that exists already is left alone: Helm (which adopts it) and
+/// `certs-gen patch` own it from there. Calls `report` once per configuration.
+pub async fn install_configurations(
+    client: Client,
+    secret_namespace: &str,
+    secret_name: &str,
+    configurations: Vec<NewConfiguration>,
+    mut report: impl FnMut(Report),
+) -> Result<(), Error> {
+    if configurations.is_empty() {
+        return Ok(());
+    }
+    let ca_pem = read_ca(&client, secret_namespace, secret_name).await?;
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(webhook::INSTALL_FIELD_MANAGER.to_owned()),
+    };
+    for config in configurations {
+        let object = format!("{} {}", config.kind(), config.name());
+        let target = format!("{}.admissionregistration.k8s.io", config.plural());
+        let rule = format!(
+            "the ClusterRole needs verb [create] on {} (apiGroups: [admissionregistration.k8s.io]; \
+             RBAC cannot limit create by name)",
+            config.plural()
+        );
+        let result = match config.with_ca_bundle(&ca_pem) {
+            NewConfiguration::Validating(c) => {
+                let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+                api.create(&params, &c).await.map(|_| ())
+            }
+            NewConfiguration::Mutating(c) => {
+                let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+                api.create(&params, &c).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => report(Report::new(Outcome::Created, object).detail(format!(
+                "caBundle from Secret {secret_namespace}/{secret_name} on every webhook"
+            ))),
+            Err(e) if is_conflict(&e) => report(
+                Report::new(Outcome::Kept, object)
+                    .detail("exists already; certs-gen patch sets its caBundle"),
+            ),
+            Err(e) => return Err(api_error(e, "create", &target, &rule)),
+        }
+    }
+    Ok(())
 }
 
 /// Inputs of `certs-gen patch`.
@@ -260,23 +312,44 @@ where
             })?;
         let states = current.webhook_states();
         let resource_version = current.meta().resource_version.clone().unwrap_or_default();
-        let Some(plan) = webhook::build_patch(&resource_version, &states, ca_pem, failure_policy)
-        else {
-            return Ok(Report::new(Outcome::Unchanged, object).detail(format!(
-                "caBundle already set on {} webhook(s)",
-                states.len()
-            )));
-        };
-        // kube wants its own json-patch type; it deserializes from the plain operations.
-        let ops = serde_json::from_value(plan.ops)
-            .map_err(|e| Error::InvalidArgument(format!("internal: bad JSON Patch: {e}")))?;
-        match api.patch(name, &params, &Patch::Json::<()>(ops)).await {
-            Ok(_) => {
+        let plan = webhook::build_patch(&resource_version, &states, ca_pem, failure_policy);
+        let handover = webhook::handover_op(current.meta().managed_fields.as_deref());
+        let mut details = Vec::new();
+        let mut ops = match &plan {
+            Some(plan) => {
                 let mut detail = format!("caBundle set on webhook(s) {}", plan.changed.join(", "));
                 if let Some(policy) = failure_policy {
                     detail.push_str(&format!(" (failurePolicy {})", policy.as_str()));
                 }
-                return Ok(Report::new(Outcome::Patched, object).detail(detail));
+                details.push(detail);
+                plan.ops.as_array().cloned().unwrap_or_default()
+            }
+            None => vec![serde_json::json!({
+                "op": "replace", "path": "/metadata/resourceVersion", "value": resource_version,
+            })],
+        };
+        match handover {
+            Some(op) => {
+                ops.push(op);
+                details.push(format!(
+                    "field ownership of {} released",
+                    webhook::INSTALL_FIELD_MANAGER
+                ));
+            }
+            None if plan.is_none() => {
+                return Ok(Report::new(Outcome::Unchanged, object).detail(format!(
+                    "caBundle already set on {} webhook(s)",
+                    states.len()
+                )));
+            }
+            None => {}
+        }
+        // kube wants its own json-patch type; it deserializes from the plain operations.
+        let ops = serde_json::from_value(serde_json::Value::Array(ops))
+            .map_err(|e| Error::InvalidArgument(format!("internal: bad JSON Patch: {e}")))?;
+        match api.patch(name, &params, &Patch::Json::<()>(ops)).await {
+            Ok(_) => {
+                return Ok(Report::new(Outcome::Patched, object).detail(details.join("; ")));
             }
             Err(e) if is_conflict(&e) => continue,
             Err(e) => return Err(api_error(e, "patch", &target, &rule)),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use certs_gen::api::{self, CreateOptions, PatchOptions};
-use certs_gen::webhook::FailurePolicy;
+use certs_gen::webhook::{FailurePolicy, NewConfiguration};
 use certs_gen::{cert, files, Report};
 use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
@@ -54,6 +54,12 @@ enum Command {
         /// Label the Secret carries, KEY=VALUE; repeat for several.
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
+        /// A Validating- or MutatingWebhookConfiguration (JSON) to create, once the Secret
+        /// exists, with caBundle set to its ca.crt on every webhook; left alone if it exists.
+        /// Repeat for several. The chart passes its own on install, so they never exist without
+        /// the CA.
+        #[arg(long = "webhook-configuration", value_name = "JSON")]
+        webhook_configurations: Vec<String>,
     },
     /// Set caBundle (from the Secret's ca.crt) on every webhook of the named configurations.
     Patch {
@@ -123,7 +129,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             days,
             renew_before_days,
             labels,
+            webhook_configurations,
         } => {
+            let configurations = webhook_configurations
+                .iter()
+                .map(|text| NewConfiguration::parse(text))
+                .collect::<Result<Vec<_>, _>>()?;
             let options = CreateOptions {
                 namespace,
                 name: secret_name,
@@ -135,7 +146,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             options.validate()?;
             runtime()?.block_on(async {
                 let client = client().await?;
-                print(api::create(client, &options, OffsetDateTime::now_utc()).await?);
+                print(api::create(client.clone(), &options, OffsetDateTime::now_utc()).await?);
+                api::install_configurations(
+                    client,
+                    &options.namespace,
+                    &options.name,
+                    configurations,
+                    print,
+                )
+                .await?;
                 Ok(())
             })
         }

@@ -497,8 +497,8 @@ mod tests {
             &BTreeMap::new(),
             now(),
         )
-            .data
-            .unwrap();
+        .data
+        .unwrap();
         assert_eq!(cert::parse_pem_certs(&data[CA_CRT].0).unwrap().len(), 1);
     }
 
@@ -543,7 +543,10 @@ mod tests {
 
     #[test]
     fn label_arguments_parse() {
-        let args = ["helm.sh/chart=daemonset-guard-0.1.0".to_string(), "empty=".into()];
+        let args = [
+            "helm.sh/chart=daemonset-guard-0.1.0".to_string(),
+            "empty=".into(),
+        ];
         let labels = parse_labels(&args).unwrap();
         assert_eq!(labels["helm.sh/chart"], "daemonset-guard-0.1.0");
         assert_eq!(labels["empty"], "");

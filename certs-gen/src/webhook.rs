@@ -1,11 +1,141 @@
-//! `certs-gen patch`, pure part: the JSON Patch that injects `caBundle` (and optionally
-//! `failurePolicy`) into a webhook configuration.
+//! Webhook configurations, pure part: the JSON Patch of `certs-gen patch` that injects
+//! `caBundle` (and optionally `failurePolicy`), and the configurations `certs-gen create` makes
+//! at install with their `caBundle` already in place.
 
 use base64::Engine as _;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::ByteString;
 use serde_json::{json, Value};
+
+use crate::Error;
+
+/// Field manager of the configurations `certs-gen create` makes at install. Helm adopts them
+/// right after; `certs-gen patch` then drops this manager's entry from `managedFields`, so Helm 4's
+/// server-side apply is not in conflict with it when a later upgrade changes a webhook field.
+pub const INSTALL_FIELD_MANAGER: &str = "certs-gen-install";
+
+/// A webhook configuration, as the chart renders it, to create at install.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NewConfiguration {
+    /// A `ValidatingWebhookConfiguration`.
+    Validating(ValidatingWebhookConfiguration),
+    /// A `MutatingWebhookConfiguration`.
+    Mutating(MutatingWebhookConfiguration),
+}
+
+impl NewConfiguration {
+    /// Parses one `--webhook-configuration` argument: a JSON object of either kind, with a name
+    /// and at least one webhook.
+    pub fn parse(json_text: &str) -> Result<NewConfiguration, Error> {
+        let bad = |why: String| Error::InvalidArgument(format!("--webhook-configuration: {why}"));
+        let value: Value =
+            serde_json::from_str(json_text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if value["apiVersion"] != "admissionregistration.k8s.io/v1" {
+            return Err(bad(format!(
+                "apiVersion {} is not admissionregistration.k8s.io/v1",
+                value["apiVersion"]
+            )));
+        }
+        let parsed = match value["kind"].as_str() {
+            Some("ValidatingWebhookConfiguration") => serde_json::from_value(value)
+                .map(NewConfiguration::Validating),
+            Some("MutatingWebhookConfiguration") => serde_json::from_value(value)
+                .map(NewConfiguration::Mutating),
+            other => {
+                return Err(bad(format!(
+                    "kind {other:?} is neither ValidatingWebhookConfiguration nor MutatingWebhookConfiguration"
+                )))
+            }
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        if parsed.name().is_empty() {
+            return Err(bad("metadata.name is missing".into()));
+        }
+        if parsed.webhook_count() == 0 {
+            return Err(bad(format!("{} has no webhooks", parsed.name())));
+        }
+        Ok(parsed)
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        match self {
+            NewConfiguration::Validating(c) => c.metadata.name.as_deref(),
+            NewConfiguration::Mutating(c) => c.metadata.name.as_deref(),
+        }
+        .unwrap_or("")
+    }
+
+    /// The kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NewConfiguration::Validating(_) => ValidatingWebhookConfiguration::KIND,
+            NewConfiguration::Mutating(_) => MutatingWebhookConfiguration::KIND,
+        }
+    }
+
+    /// The resource (plural), for RBAC messages.
+    pub fn plural(&self) -> &'static str {
+        match self {
+            NewConfiguration::Validating(_) => ValidatingWebhookConfiguration::PLURAL,
+            NewConfiguration::Mutating(_) => MutatingWebhookConfiguration::PLURAL,
+        }
+    }
+
+    fn webhook_count(&self) -> usize {
+        match self {
+            NewConfiguration::Validating(c) => c.webhooks.as_ref().map_or(0, Vec::len),
+            NewConfiguration::Mutating(c) => c.webhooks.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    /// The same configuration with `caBundle` set to `ca_pem` on every webhook, and no
+    /// server-set metadata (a create must not carry a resourceVersion).
+    pub fn with_ca_bundle(mut self, ca_pem: &[u8]) -> NewConfiguration {
+        let bundle = || Some(ByteString(ca_pem.to_vec()));
+        match &mut self {
+            NewConfiguration::Validating(c) => {
+                c.metadata.resource_version = None;
+                c.metadata.managed_fields = None;
+                for w in c.webhooks.iter_mut().flatten() {
+                    w.client_config.ca_bundle = bundle();
+                }
+            }
+            NewConfiguration::Mutating(c) => {
+                c.metadata.resource_version = None;
+                c.metadata.managed_fields = None;
+                for w in c.webhooks.iter_mut().flatten() {
+                    w.client_config.ca_bundle = bundle();
+                }
+            }
+        }
+        self
+    }
+}
+
+/// The JSON Patch operation that removes [`INSTALL_FIELD_MANAGER`]'s entries from
+/// `managedFields`, or `None` when there are none. The API server takes `managedFields` from a
+/// request that sets them; a list left empty would be ignored, so a single empty entry stands
+/// for "no managers" (the documented way to strip them).
+pub fn handover_op(managed_fields: Option<&[ManagedFieldsEntry]>) -> Option<Value> {
+    let entries = managed_fields?;
+    let kept: Vec<&ManagedFieldsEntry> = entries
+        .iter()
+        .filter(|e| e.manager.as_deref() != Some(INSTALL_FIELD_MANAGER))
+        .collect();
+    if kept.len() == entries.len() {
+        return None;
+    }
+    let value = if kept.is_empty() {
+        json!([{}])
+    } else {
+        serde_json::to_value(&kept).ok()?
+    };
+    Some(json!({"op": "replace", "path": "/metadata/managedFields", "value": value}))
+}
 
 /// A webhook's `failurePolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,5 +401,111 @@ mod tests {
             config.webhook_states(),
             [state("a", Some(CA), Some("Ignore")), state("b", None, None)]
         );
+    }
+
+    fn rendered(kind: &str) -> Value {
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {
+                "name": "guard",
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": "guard", "meta.helm.sh/release-namespace": "guard-system"}
+            },
+            "webhooks": [
+                {"name": "validate.daemonset-guard.dev", "clientConfig": {"service": {"name": "guard", "namespace": "guard-system", "path": "/validate", "port": 443}},
+                 "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"]},
+                {"name": "validate-kube-system.daemonset-guard.dev", "clientConfig": {"service": {"name": "guard", "namespace": "guard-system", "path": "/validate", "port": 443}},
+                 "failurePolicy": "Ignore", "sideEffects": "None", "admissionReviewVersions": ["v1"]}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_new_configuration_gets_the_ca_on_every_webhook_and_keeps_helm_ownership() {
+        for kind in [
+            "ValidatingWebhookConfiguration",
+            "MutatingWebhookConfiguration",
+        ] {
+            let mut text = rendered(kind);
+            text["metadata"]["resourceVersion"] = json!("7");
+            let config = NewConfiguration::parse(&text.to_string()).unwrap();
+            assert_eq!((config.name(), config.kind()), ("guard", kind));
+            let out = match config.with_ca_bundle(CA) {
+                NewConfiguration::Validating(c) => serde_json::to_value(c).unwrap(),
+                NewConfiguration::Mutating(c) => serde_json::to_value(c).unwrap(),
+            };
+            assert_eq!(out["kind"], kind);
+            assert!(out["metadata"].get("resourceVersion").is_none());
+            // What Helm checks before it adopts an existing object into a release.
+            assert_eq!(
+                out["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "Helm"
+            );
+            assert_eq!(
+                out["metadata"]["annotations"]["meta.helm.sh/release-name"],
+                "guard"
+            );
+            assert_eq!(
+                out["metadata"]["annotations"]["meta.helm.sh/release-namespace"],
+                "guard-system"
+            );
+            let hooks = out["webhooks"].as_array().unwrap();
+            assert_eq!(hooks.len(), 2);
+            for w in hooks {
+                assert_eq!(w["clientConfig"]["caBundle"], encoded());
+                assert_eq!(w["clientConfig"]["service"]["name"], "guard");
+            }
+            assert_eq!(hooks[1]["failurePolicy"], "Ignore");
+        }
+    }
+
+    #[test]
+    fn new_configurations_must_be_webhook_configurations_with_webhooks() {
+        let cases = [
+            ("{", "not JSON"),
+            (r#"{"apiVersion": "v1", "kind": "ConfigMap"}"#, "apiVersion"),
+            (
+                r#"{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy"}"#,
+                "neither ValidatingWebhookConfiguration nor MutatingWebhookConfiguration",
+            ),
+            (
+                r#"{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {}}"#,
+                "metadata.name is missing",
+            ),
+            (
+                r#"{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "x"}, "webhooks": []}"#,
+                "x has no webhooks",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = NewConfiguration::parse(text).unwrap_err().to_string();
+            assert!(err.starts_with("--webhook-configuration: "), "{err}");
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    fn entry(manager: &str, operation: &str) -> ManagedFieldsEntry {
+        serde_json::from_value(json!({
+            "manager": manager, "operation": operation, "apiVersion": "admissionregistration.k8s.io/v1",
+            "time": "2026-05-01T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:webhooks": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_install_field_manager_is_handed_over_once() {
+        let helm = entry("helm", "Apply");
+        let patch = entry("certs-gen", "Update");
+        let install = entry(INSTALL_FIELD_MANAGER, "Update");
+        let op = handover_op(Some(&[install.clone(), helm.clone(), patch.clone()])).unwrap();
+        assert_eq!(op["op"], "replace");
+        assert_eq!(op["path"], "/metadata/managedFields");
+        let kept: Vec<ManagedFieldsEntry> = serde_json::from_value(op["value"].clone()).unwrap();
+        assert_eq!(kept, [helm.clone(), patch]);
+        // Only the install entry: strip all (an empty list would be ignored by the API server).
+        assert_eq!(handover_op(Some(&[install])).unwrap()["value"], json!([{}]));
+        assert_eq!(handover_op(Some(&[helm])), None);
+        assert_eq!(handover_op(None), None);
     }
 }

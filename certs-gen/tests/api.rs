@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use certs_gen::api::{self, CreateOptions, PatchOptions, MAX_ATTEMPTS};
 use certs_gen::cert::{self, Bundle};
-use certs_gen::webhook::FailurePolicy;
+use certs_gen::webhook::{FailurePolicy, NewConfiguration};
 use certs_gen::{Error, Outcome, Report};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -347,9 +347,9 @@ async fn create_labels_a_kept_secret_that_lacks_the_chart_labels() {
     mock.finish();
     assert_eq!(report.outcome, Outcome::Patched);
     assert!(
-        report
-            .to_string()
-            .starts_with("patched Secret guard-system/guard-tls: labels set; certificate for guard"),
+        report.to_string().starts_with(
+            "patched Secret guard-system/guard-tls: labels set; certificate for guard"
+        ),
         "{report}"
     );
 }
@@ -895,4 +895,193 @@ async fn patch_needs_a_configuration_name() {
     let (lines, result) = run_patch(patch_options(None, None, None), vec![]).await;
     assert!(lines.is_empty());
     assert!(matches!(result, Err(Error::InvalidArgument(_))));
+}
+
+// ---- install_configurations (create --webhook-configuration) ----
+
+const VWCS_PATH: &str = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+const MWCS_PATH: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+
+/// A configuration as the chart renders it for Helm: ownership metadata, no caBundle.
+fn rendered_configuration(kind: &str, path: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {
+            "name": "guard",
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "guard", "meta.helm.sh/release-namespace": NS}
+        },
+        "webhooks": [webhook("a.guard.io", path, None, "Fail"), webhook("b.guard.io", path, None, "Ignore")]
+    })
+}
+
+async fn run_install(exchanges: Vec<Exchange>) -> (Vec<String>, Result<(), Error>) {
+    let configs = [
+        rendered_configuration("ValidatingWebhookConfiguration", "/validate"),
+        rendered_configuration("MutatingWebhookConfiguration", "/mutate"),
+    ]
+    .iter()
+    .map(|v| NewConfiguration::parse(&v.to_string()).unwrap())
+    .collect();
+    let (client, mock) = Mock::client(exchanges);
+    let mut lines = Vec::new();
+    let result =
+        api::install_configurations(client, NS, SECRET, configs, |r| lines.push(r.to_string()))
+            .await;
+    mock.finish();
+    (lines, result)
+}
+
+#[tokio::test]
+async fn install_creates_the_configurations_with_the_ca_on_every_webhook() {
+    let bundle = valid_bundle();
+    let expected_ca = b64(bundle.ca_pem.as_bytes());
+    let check = |kind: &'static str, path: &'static str, ca: String| {
+        move |body: &Value| {
+            let mut want = rendered_configuration(kind, path);
+            for w in want["webhooks"].as_array_mut().unwrap() {
+                w["clientConfig"]["caBundle"] = json!(ca);
+            }
+            assert_eq!(body, &want);
+        }
+    };
+    let (lines, result) = run_install(vec![
+        exchange(Method::GET, SECRET_PATH, 200, secret_json(&bundle, "100")),
+        exchange(
+            Method::POST,
+            &format!("{VWCS_PATH}?&fieldManager=certs-gen-install"),
+            201,
+            json!({}),
+        )
+        .body(check(
+            "ValidatingWebhookConfiguration",
+            "/validate",
+            expected_ca.clone(),
+        )),
+        exchange(
+            Method::POST,
+            &format!("{MWCS_PATH}?&fieldManager=certs-gen-install"),
+            201,
+            json!({}),
+        )
+        .body(check(
+            "MutatingWebhookConfiguration",
+            "/mutate",
+            expected_ca,
+        )),
+    ])
+    .await;
+    result.unwrap();
+    assert_eq!(
+        lines,
+        [
+            "created ValidatingWebhookConfiguration guard: caBundle from Secret guard-system/guard-tls on every webhook",
+            "created MutatingWebhookConfiguration guard: caBundle from Secret guard-system/guard-tls on every webhook",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn install_leaves_an_existing_configuration_and_names_a_missing_create_permission() {
+    let bundle = valid_bundle();
+    let exists = status(
+        409,
+        "AlreadyExists",
+        "validatingwebhookconfigurations.admissionregistration.k8s.io \"guard\" already exists",
+        "validatingwebhookconfigurations",
+        "guard",
+    );
+    let (lines, result) = run_install(vec![
+        exchange(Method::GET, SECRET_PATH, 200, secret_json(&bundle, "100")),
+        exchange(
+            Method::POST,
+            &format!("{VWCS_PATH}?&fieldManager=certs-gen-install"),
+            409,
+            exists,
+        ),
+        exchange(
+            Method::POST,
+            &format!("{MWCS_PATH}?&fieldManager=certs-gen-install"),
+            403,
+            forbidden(
+                "create",
+                "mutatingwebhookconfigurations",
+                "admissionregistration.k8s.io",
+                "",
+                None,
+            ),
+        ),
+    ])
+    .await;
+    assert_eq!(
+        lines,
+        ["kept ValidatingWebhookConfiguration guard: exists already; certs-gen patch sets its caBundle"]
+    );
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.starts_with("forbidden: cannot create mutatingwebhookconfigurations.admissionregistration.k8s.io: the ClusterRole needs verb [create] on mutatingwebhookconfigurations"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn install_never_creates_a_configuration_without_a_usable_ca() {
+    let (lines, result) = run_install(vec![exchange(
+        Method::GET,
+        SECRET_PATH,
+        404,
+        secret_not_found(),
+    )])
+    .await;
+    assert!(lines.is_empty());
+    assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
+}
+
+/// After Helm adopted a configuration created at install, `patch` drops the install field
+/// manager from managedFields (keeping Helm's and its own entries), so a later server-side apply
+/// by Helm 4 that changes a webhook field meets no conflict.
+#[tokio::test]
+async fn patch_hands_over_the_install_field_ownership() {
+    let bundle = valid_bundle();
+    let ca = bundle.ca_pem.clone().into_bytes();
+    let entry = |manager: &str, operation: &str| {
+        json!({"manager": manager, "operation": operation, "apiVersion": "admissionregistration.k8s.io/v1",
+               "time": "2026-05-01T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:webhooks": {}}})
+    };
+    let mut live = configuration(
+        "ValidatingWebhookConfiguration",
+        "6000",
+        vec![webhook("validate.guard.io", "/validate", Some(&ca), "Fail")],
+    );
+    live["metadata"]["managedFields"] =
+        json!([entry("certs-gen-install", "Update"), entry("helm", "Apply")]);
+    let (lines, result) = run_patch(
+        patch_options(Some("guard"), None, None),
+        vec![
+            exchange(Method::GET, SECRET_PATH, 200, secret_json(&bundle, "100")),
+            exchange(Method::GET, VWC_PATH, 200, live),
+            exchange(
+                Method::PATCH,
+                &format!("{VWC_PATH}?&fieldManager=certs-gen"),
+                200,
+                json!({}),
+            )
+            .body(move |body| {
+                assert_eq!(
+                    body,
+                    &json!([
+                        {"op": "replace", "path": "/metadata/resourceVersion", "value": "6000"},
+                        {"op": "replace", "path": "/metadata/managedFields", "value": [entry("helm", "Apply")]},
+                    ])
+                );
+            }),
+        ],
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(
+        lines,
+        ["patched ValidatingWebhookConfiguration guard: field ownership of certs-gen-install released"]
+    );
 }

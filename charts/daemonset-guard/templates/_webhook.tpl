@@ -73,3 +73,35 @@ annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "daemonset-guard.tlsSecretName" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+The two configurations. The templates render them for Helm; on install the certs-gen create Job also
+gets them (with Helm's ownership metadata) to create them, CA included, before Helm does.
+*/}}
+{{- define "daemonset-guard.validatingConfiguration" -}}
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {{ include "daemonset-guard.webhookName" . }}
+  labels:
+    {{- include "daemonset-guard.labels" . | nindent 4 }}
+  {{- with include "daemonset-guard.webhookAnnotations" . | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
+webhooks:
+  {{- include "daemonset-guard.webhooks" (dict "root" . "kind" "validate" "failurePolicy" .Values.webhooks.validating.failurePolicy) | trim | nindent 2 }}
+{{- end }}
+
+{{- define "daemonset-guard.mutatingConfiguration" -}}
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: {{ include "daemonset-guard.webhookName" . }}
+  labels:
+    {{- include "daemonset-guard.labels" . | nindent 4 }}
+  {{- with include "daemonset-guard.webhookAnnotations" . | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
+webhooks:
+  {{- include "daemonset-guard.webhooks" (dict "root" . "kind" "mutate" "failurePolicy" .Values.webhooks.mutating.failurePolicy) | trim | nindent 2 }}
+{{- end }}
