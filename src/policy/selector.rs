@@ -197,7 +197,7 @@ pub fn semantically_equal(a: &LabelSelector, b: &LabelSelector) -> bool {
 
 /// `IsQualifiedName`: an optional DNS-1123 subdomain prefix and `/`, then a name of at most 63
 /// characters. Returns why the key is invalid.
-fn label_key_error(key: &str) -> Option<String> {
+pub(crate) fn label_key_error(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -234,7 +234,7 @@ fn label_key_error(key: &str) -> Option<String> {
 
 /// `IsValidLabelValue`: empty, or at most 63 characters of `[A-Za-z0-9_.-]` starting and ending
 /// with an alphanumeric character.
-fn label_value_error(value: &str) -> Option<String> {
+pub(crate) fn label_value_error(value: &str) -> Option<String> {
     if value.is_empty() || (value.len() <= 63 && is_label_token(value)) {
         None
     } else {
@@ -257,7 +257,7 @@ fn is_label_token(s: &str) -> bool {
     }
 }
 
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
             let b = label.as_bytes();
