@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use daemonset_guard::config::Policy;
 use daemonset_guard::lint::report::{lint_text, LintOptions};
-use daemonset_guard::policy::{self, field_path, Mode, Operation, Request};
+use daemonset_guard::policy::{self, Mode, Operation, Request};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ fn lint_create(text: &str, policy: &Policy) -> Said {
     if !linted.errors.is_empty() {
         for e in &linted.errors {
             if let Some(p) = &e.path {
-                fields.insert(field_path(p));
+                fields.insert(api_field(p));
             }
         }
         return Said {
@@ -105,7 +105,7 @@ fn lint_create(text: &str, policy: &Policy) -> Said {
     for f in &object.findings {
         if f.mode == Mode::Enforce && rejects(&f.rule) {
             rejected = true;
-            fields.insert(field_path(&f.path));
+            fields.insert(api_field(&f.path));
         }
     }
     Said {
@@ -135,13 +135,43 @@ fn lint_update(text: &str, policy: &Policy) -> Said {
     for f in &decision.mutation.findings {
         if f.mode == Mode::Enforce && rejects(f.rule) {
             rejected = true;
-            fields.insert(field_path(&f.path));
+            fields.insert(api_field(&f.path));
         }
     }
     Said {
         rejected,
         fields,
         decode_error: false,
+    }
+}
+
+/// A JSON Pointer in the API server's field notation: indexes and resource names in brackets,
+/// `/spec/template/spec/containers/0/resources/requests/example.com~1foo` ->
+/// `spec.template.spec.containers[0].resources.requests[example.com/foo]`.
+fn api_field(pointer: &str) -> String {
+    let mut out = String::new();
+    let mut previous = "";
+    for token in pointer.trim_start_matches('/').split('/') {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+        if index || matches!(previous, "requests" | "limits") {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+        previous = if index { "" } else { pointer_token(&token) };
+    }
+    out
+}
+
+fn pointer_token(token: &str) -> &'static str {
+    match token {
+        "requests" => "requests",
+        "limits" => "limits",
+        _ => "",
     }
 }
 
@@ -202,6 +232,28 @@ fn linter_agrees_with_the_api_server_on_every_recorded_case() {
         agree, cases,
         "the linter must agree with the API server on every case (table above)"
     );
+}
+
+#[test]
+fn pointers_become_api_server_field_paths() {
+    let cases = [
+        (
+            "/spec/template/spec/containers/0/resources/requests/example.com~1foo",
+            "spec.template.spec.containers[0].resources.requests[example.com/foo]",
+        ),
+        (
+            "/spec/template/spec/initContainers/0/resources/limits/cpu",
+            "spec.template.spec.initContainers[0].resources.limits[cpu]",
+        ),
+        (
+            "/spec/template/spec/containers/0/resources/requests",
+            "spec.template.spec.containers[0].resources.requests",
+        ),
+        ("/spec/selector/matchLabels", "spec.selector.matchLabels"),
+    ];
+    for (pointer, want) in cases {
+        assert_eq!(api_field(pointer), want);
+    }
 }
 
 #[test]
