@@ -93,8 +93,14 @@ mod tests {
         let cases = [
             ("/spec/progressDeadlineSeconds", json!(600)),
             ("/spec/templateGeneration", json!(2)),
-            ("/spec/template/spec/containers/0/imagePullpolicy", json!("Always")),
-            ("/spec/template/spec/containers/0/resources/request", json!({})),
+            (
+                "/spec/template/spec/containers/0/imagePullpolicy",
+                json!("Always"),
+            ),
+            (
+                "/spec/template/spec/containers/0/resources/request",
+                json!({}),
+            ),
             ("/metadata/label", json!({"a": "b"})),
             ("/spec/selector/matchLabel", json!({"app": "a"})),
         ];

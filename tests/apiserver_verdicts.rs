@@ -259,15 +259,16 @@ fn pointers_become_api_server_field_paths() {
 #[test]
 fn decode_error_fields_are_read_from_the_message() {
     assert_eq!(
-        decode_error_field(
-            "strict decoding error: unknown field \"spec.templateGeneration\""
-        )
-        .as_deref(),
+        decode_error_field("strict decoding error: unknown field \"spec.templateGeneration\"")
+            .as_deref(),
         Some("spec.templateGeneration")
     );
     assert_eq!(
         decode_error_field("json: cannot unmarshal number 2147483648 into Go struct field DaemonSetSpec.spec.minReadySeconds of type int32").as_deref(),
         Some("spec.minReadySeconds")
     );
-    assert_eq!(decode_error_field("unable to parse quantity's suffix"), None);
+    assert_eq!(
+        decode_error_field("unable to parse quantity's suffix"),
+        None
+    );
 }

@@ -360,9 +360,7 @@ fn check_container(ctx: &mut Ctx<'_>, c: &ContainerRef<'_>) {
     let uses = |m: &BTreeMap<&str, Quantity>, f: &dyn Fn(&str) -> bool| m.keys().any(|n| f(n));
     let hugepages = uses(&parsed_requests, &is_hugepages) || uses(&parsed_limits, &is_hugepages);
     let cpu_or_memory = |n: &str| n == "cpu" || n == "memory";
-    if hugepages
-        && !uses(&parsed_requests, &cpu_or_memory)
-        && !uses(&parsed_limits, &cpu_or_memory)
+    if hugepages && !uses(&parsed_requests, &cpu_or_memory) && !uses(&parsed_limits, &cpu_or_memory)
     {
         ctx.report(
             HUGEPAGES_INVALID,
@@ -898,16 +896,31 @@ mod tests {
         // (resources, expected (rule, path suffix) findings of the API-server rules)
         let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
             // Whole units of an extended resource, in any spelling.
-            (json!({"requests": {"example.com/foo": "1000m"}, "limits": {"example.com/foo": "1"}}), vec![]),
-            (json!({"requests": {"example.com/foo": "0"}, "limits": {"example.com/foo": "0"}}), vec![]),
-            (json!({"requests": {"example.com/foo": "1k"}, "limits": {"example.com/foo": "1k"}}), vec![]),
+            (
+                json!({"requests": {"example.com/foo": "1000m"}, "limits": {"example.com/foo": "1"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "0"}, "limits": {"example.com/foo": "0"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "1k"}, "limits": {"example.com/foo": "1k"}}),
+                vec![],
+            ),
             (
                 json!({"requests": {"example.com/foo": "500m"}, "limits": {"example.com/foo": "500m"}}),
-                vec![(NOT_INTEGER, "/requests/example.com~1foo"), (NOT_INTEGER, "/limits/example.com~1foo")],
+                vec![
+                    (NOT_INTEGER, "/requests/example.com~1foo"),
+                    (NOT_INTEGER, "/limits/example.com~1foo"),
+                ],
             ),
             (
                 json!({"requests": {"example.com/foo": "1e-3"}, "limits": {"example.com/foo": "1e-3"}}),
-                vec![(NOT_INTEGER, "/requests/example.com~1foo"), (NOT_INTEGER, "/limits/example.com~1foo")],
+                vec![
+                    (NOT_INTEGER, "/requests/example.com~1foo"),
+                    (NOT_INTEGER, "/limits/example.com~1foo"),
+                ],
             ),
             (
                 json!({"requests": {"example.com/foo": "1"}}),
@@ -918,10 +931,16 @@ mod tests {
                 vec![(NOT_OVERCOMMITTABLE, "/requests")],
             ),
             // Hugepages: whole pages, request equal to limit, next to cpu or memory.
-            (json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}), vec![]),
+            (
+                json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}),
+                vec![],
+            ),
             (
                 json!({"requests": {"hugepages-2Mi": "3Mi"}, "limits": {"hugepages-2Mi": "3Mi", "memory": "64Mi"}}),
-                vec![(HUGEPAGES_INVALID, "/requests/hugepages-2Mi"), (HUGEPAGES_INVALID, "/limits/hugepages-2Mi")],
+                vec![
+                    (HUGEPAGES_INVALID, "/requests/hugepages-2Mi"),
+                    (HUGEPAGES_INVALID, "/limits/hugepages-2Mi"),
+                ],
             ),
             (
                 json!({"requests": {"hugepages-2Mi": "2Mi"}, "limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}),
@@ -932,23 +951,41 @@ mod tests {
                 vec![(HUGEPAGES_INVALID, "")],
             ),
             // Names.
-            (json!({"requests": {"cpus": "1"}}), vec![(NAME_INVALID, "/requests/cpus")]),
+            (
+                json!({"requests": {"cpus": "1"}}),
+                vec![(NAME_INVALID, "/requests/cpus")],
+            ),
             // Not native, so also not overcommittable: the limit is required too.
             (
                 json!({"requests": {"bad name/x": "1"}}),
-                vec![(NAME_INVALID, "/requests/bad name~1x"), (NOT_OVERCOMMITTABLE, "/limits")],
+                vec![
+                    (NAME_INVALID, "/requests/bad name~1x"),
+                    (NOT_OVERCOMMITTABLE, "/limits"),
+                ],
             ),
             (json!({"requests": {"ephemeral-storage": "1Gi"}}), vec![]),
             // Requests and limits compared after the round-up to whole milli-units.
-            (json!({"requests": {"cpu": "1.0005"}, "limits": {"cpu": "1.0001"}}), vec![]),
-            (json!({"requests": {"cpu": "1500u"}, "limits": {"cpu": "1m"}}), vec![(REQUESTS_EXCEED_LIMITS, "/requests")]),
+            (
+                json!({"requests": {"cpu": "1.0005"}, "limits": {"cpu": "1.0001"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"cpu": "1500u"}, "limits": {"cpu": "1m"}}),
+                vec![(REQUESTS_EXCEED_LIMITS, "/requests")],
+            ),
             (json!({"requests": {"cpu": "+"}}), vec![]),
             (json!({"requests": {"cpu": "Gi"}}), vec![]),
             (json!({"requests": {"cpu": "."}}), vec![]),
-            (json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "1e-3"}}), vec![(REQUESTS_EXCEED_LIMITS, "/requests")]),
+            (
+                json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "1e-3"}}),
+                vec![(REQUESTS_EXCEED_LIMITS, "/requests")],
+            ),
             (
                 json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "-1"}}),
-                vec![(QUANTITY_INVALID, "/limits/memory"), (REQUESTS_EXCEED_LIMITS, "/requests")],
+                vec![
+                    (QUANTITY_INVALID, "/limits/memory"),
+                    (REQUESTS_EXCEED_LIMITS, "/requests"),
+                ],
             ),
         ];
         for (resources, want) in cases {

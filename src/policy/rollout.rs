@@ -539,7 +539,10 @@ mod tests {
             (IntOrString::String(" 5%".into()), 0),
             (IntOrString::String("%".into()), 0),
             (IntOrString::String("".into()), 0),
-            (IntOrString::String("99999999999999999999%".into()), i64::MAX),
+            (
+                IntOrString::String("99999999999999999999%".into()),
+                i64::MAX,
+            ),
         ];
         for (v, want) in cases {
             assert_eq!(api_int_value(&v), want, "{v:?}");

@@ -804,17 +804,25 @@ mod tests {
             (json!({"app": "agent", "k": "bad value!"}), 1),
             (json!({"app": "agent", "k": "a".repeat(64)}), 1),
             (json!({"app": "agent", "bad key": "bad value!"}), 2),
-            (json!({"app": "agent", "example.com/k": "", "k": "v-1.2_3"}), 0),
+            (
+                json!({"app": "agent", "example.com/k": "", "k": "v-1.2_3"}),
+                0,
+            ),
         ];
         for (labels, n) in cases {
-            let e = eval(with_selector(json!({"matchLabels": {"app": "agent"}}), labels.clone()));
+            let e = eval(with_selector(
+                json!({"matchLabels": {"app": "agent"}}),
+                labels.clone(),
+            ));
             let found: Vec<_> = e
                 .findings
                 .iter()
                 .filter(|f| f.rule == TEMPLATE_LABELS_INVALID)
                 .collect();
             assert_eq!(found.len(), n, "{labels}: {:#?}", e.findings);
-            assert!(found.iter().all(|f| f.path == TEMPLATE_LABELS_PTR && f.denies()));
+            assert!(found
+                .iter()
+                .all(|f| f.path == TEMPLATE_LABELS_PTR && f.denies()));
         }
     }
 

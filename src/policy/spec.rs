@@ -441,41 +441,160 @@ mod tests {
             c[field] = value;
             json!({"containers": [c]})
         };
-        let cases: Vec<(&str, Value, Vec<(&str, String)>)> = vec![
+        type Case<'a> = (&'a str, Value, Vec<(&'a str, String)>);
+        let cases: Vec<Case<'_>> = vec![
             ("clean", json!({"containers": [agent.clone()]}), vec![]),
-            ("no containers", json!({"containers": []}), vec![(CONTAINERS_MISSING, "/spec/template/spec/containers".into())]),
-            ("empty name", with("name", json!("")), vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))]),
-            ("uppercase name", with("name", json!("Agent")), vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))]),
-            ("underscore", with("name", json!("agent_1")), vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))]),
-            ("64 characters", with("name", json!("a".repeat(64))), vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))]),
-            ("duplicate", json!({"containers": [agent.clone(), agent.clone()]}),
-                vec![(CONTAINER_NAME_INVALID, "/spec/template/spec/containers/1/name".into())]),
-            ("init named like a container", json!({"containers": [agent.clone()], "initContainers": [agent.clone()]}),
-                vec![(CONTAINER_NAME_INVALID, "/spec/template/spec/initContainers/0/name".into())]),
-            ("no image", with("image", Value::Null), vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))]),
-            ("image with a space", with("image", json!("agent:1 ")), vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))]),
-            ("port 65536", with("ports", json!([{"containerPort": 65536}])), vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))]),
-            ("port -1", with("ports", json!([{"containerPort": -1}])), vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))]),
-            ("port 0", with("ports", json!([{"containerPort": 0}])), vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))]),
-            ("hostPort 70000", with("ports", json!([{"containerPort": 80, "hostPort": 70000}])), vec![(PORT_INVALID, format!("{C0}/ports/0/hostPort"))]),
-            ("good ports", with("ports", json!([{"containerPort": 80, "name": "http-2", "protocol": "UDP"}, {"containerPort": 81, "name": "metrics"}])), vec![]),
-            ("port name too long", with("ports", json!([{"containerPort": 80, "name": "a".repeat(16)}])), vec![(PORT_INVALID, format!("{C0}/ports/0/name"))]),
-            ("port name digits only", with("ports", json!([{"containerPort": 80, "name": "8080"}])), vec![(PORT_INVALID, format!("{C0}/ports/0/name"))]),
-            ("port name double dash", with("ports", json!([{"containerPort": 80, "name": "a--b"}])), vec![(PORT_INVALID, format!("{C0}/ports/0/name"))]),
-            ("duplicate port name", with("ports", json!([{"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"}])),
-                vec![(PORT_INVALID, format!("{C0}/ports/1/name"))]),
-            ("protocol lowercase", with("ports", json!([{"containerPort": 80, "protocol": "tcp"}])), vec![(PORT_INVALID, format!("{C0}/ports/0/protocol"))]),
-            ("dnsPolicy wrong case", json!({"containers": [agent.clone()], "dnsPolicy": "clusterfirst"}),
-                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsPolicy".into())]),
-            ("dnsPolicy None without config", json!({"containers": [agent.clone()], "dnsPolicy": "None"}),
-                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsConfig".into())]),
-            ("dnsPolicy None with nameservers", json!({"containers": [agent.clone()], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}), vec![]),
-            ("dnsPolicy ClusterFirstWithHostNet", json!({"containers": [agent.clone()], "dnsPolicy": "ClusterFirstWithHostNet"}), vec![]),
-            ("nodeSelector bad key", json!({"containers": [agent.clone()], "nodeSelector": {"bad key": "x"}}),
-                vec![(NODE_SELECTOR_INVALID, "/spec/template/spec/nodeSelector".into())]),
-            ("nodeSelector bad value", json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux!"}}),
-                vec![(NODE_SELECTOR_INVALID, "/spec/template/spec/nodeSelector".into())]),
-            ("nodeSelector good", json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux", "x": ""}}), vec![]),
+            (
+                "no containers",
+                json!({"containers": []}),
+                vec![(CONTAINERS_MISSING, "/spec/template/spec/containers".into())],
+            ),
+            (
+                "empty name",
+                with("name", json!("")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "uppercase name",
+                with("name", json!("Agent")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "underscore",
+                with("name", json!("agent_1")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "64 characters",
+                with("name", json!("a".repeat(64))),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "duplicate",
+                json!({"containers": [agent.clone(), agent.clone()]}),
+                vec![(
+                    CONTAINER_NAME_INVALID,
+                    "/spec/template/spec/containers/1/name".into(),
+                )],
+            ),
+            (
+                "init named like a container",
+                json!({"containers": [agent.clone()], "initContainers": [agent.clone()]}),
+                vec![(
+                    CONTAINER_NAME_INVALID,
+                    "/spec/template/spec/initContainers/0/name".into(),
+                )],
+            ),
+            (
+                "no image",
+                with("image", Value::Null),
+                vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))],
+            ),
+            (
+                "image with a space",
+                with("image", json!("agent:1 ")),
+                vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))],
+            ),
+            (
+                "port 65536",
+                with("ports", json!([{"containerPort": 65536}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "port -1",
+                with("ports", json!([{"containerPort": -1}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "port 0",
+                with("ports", json!([{"containerPort": 0}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "hostPort 70000",
+                with("ports", json!([{"containerPort": 80, "hostPort": 70000}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/hostPort"))],
+            ),
+            (
+                "good ports",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "http-2", "protocol": "UDP"}, {"containerPort": 81, "name": "metrics"}]),
+                ),
+                vec![],
+            ),
+            (
+                "port name too long",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "a".repeat(16)}]),
+                ),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "port name digits only",
+                with("ports", json!([{"containerPort": 80, "name": "8080"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "port name double dash",
+                with("ports", json!([{"containerPort": 80, "name": "a--b"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "duplicate port name",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"}]),
+                ),
+                vec![(PORT_INVALID, format!("{C0}/ports/1/name"))],
+            ),
+            (
+                "protocol lowercase",
+                with("ports", json!([{"containerPort": 80, "protocol": "tcp"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/protocol"))],
+            ),
+            (
+                "dnsPolicy wrong case",
+                json!({"containers": [agent.clone()], "dnsPolicy": "clusterfirst"}),
+                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsPolicy".into())],
+            ),
+            (
+                "dnsPolicy None without config",
+                json!({"containers": [agent.clone()], "dnsPolicy": "None"}),
+                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsConfig".into())],
+            ),
+            (
+                "dnsPolicy None with nameservers",
+                json!({"containers": [agent.clone()], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}),
+                vec![],
+            ),
+            (
+                "dnsPolicy ClusterFirstWithHostNet",
+                json!({"containers": [agent.clone()], "dnsPolicy": "ClusterFirstWithHostNet"}),
+                vec![],
+            ),
+            (
+                "nodeSelector bad key",
+                json!({"containers": [agent.clone()], "nodeSelector": {"bad key": "x"}}),
+                vec![(
+                    NODE_SELECTOR_INVALID,
+                    "/spec/template/spec/nodeSelector".into(),
+                )],
+            ),
+            (
+                "nodeSelector bad value",
+                json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux!"}}),
+                vec![(
+                    NODE_SELECTOR_INVALID,
+                    "/spec/template/spec/nodeSelector".into(),
+                )],
+            ),
+            (
+                "nodeSelector good",
+                json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux", "x": ""}}),
+                vec![],
+            ),
         ];
         for (what, pod, want) in cases {
             let mut v = clean();
@@ -492,7 +611,11 @@ mod tests {
                 .map(|f| (f.rule, f.path.clone()))
                 .collect();
             assert_eq!(got, want, "{what}");
-            assert!(e.findings.iter().filter(|f| f.rule.starts_with("spec-")).all(|f| f.denies() && !f.message.is_empty()));
+            assert!(e
+                .findings
+                .iter()
+                .filter(|f| f.rule.starts_with("spec-"))
+                .all(|f| f.denies() && !f.message.is_empty()));
         }
     }
 
