@@ -357,14 +357,27 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             } else {
                 ctx.name
             };
+            let (was, now) = (selector_string(old), selector_string(selector));
+            // Same pods, other order or repetition: show the lists as written.
+            let change = if was == now {
+                let written = |s: &LabelSelector| {
+                    serde_json::to_string(s.match_expressions.as_deref().unwrap_or_default())
+                        .unwrap_or_default()
+                };
+                format!(
+                    "the API server compares matchExpressions and their values in order, duplicates included: they were {}, now {}; restore the stored order",
+                    written(old),
+                    written(selector)
+                )
+            } else {
+                format!("was {was}, now {now}; keep the old one")
+            };
             ctx.report(
                 IMMUTABLE,
                 None,
                 "/spec/selector".into(),
                 format!(
-                    "spec.selector of a DaemonSet is immutable (was {}, now {}); keep the old one, or delete and recreate the DaemonSet: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
-                    selector_string(old),
-                    selector_string(selector),
+                    "spec.selector of a DaemonSet is immutable ({change}), or delete and recreate the DaemonSet: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
                 ),
             );
         }
@@ -973,7 +986,24 @@ mod tests {
         assert_eq!(f.path, "/spec/selector");
         assert_eq!(
             f.message,
-            "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2); keep the old one, or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
+            "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2; keep the old one), or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
+        );
+        // A reordered list selects the same pods, so the message shows the lists as written.
+        let exprs = |order: [&str; 2]| {
+            json!({"matchLabels": {"app": "agent"}, "matchExpressions": [
+                {"key": order[0], "operator": "Exists"}, {"key": order[1], "operator": "Exists"}]})
+        };
+        let labels = json!({"app": "agent", "a": "1", "b": "1"});
+        let e = update(
+            with_selector(exprs(["a", "b"]), labels.clone()),
+            with_selector(exprs(["b", "a"]), labels),
+        );
+        let f = &e.findings[0];
+        assert_eq!(f.rule, IMMUTABLE);
+        assert!(
+            f.message.contains(r#"in order, duplicates included: they were [{"key":"a","operator":"Exists"},{"key":"b","operator":"Exists"}], now [{"key":"b","operator":"Exists"},{"key":"a","operator":"Exists"}]; restore the stored order"#),
+            "{}",
+            f.message
         );
         // Only the mutating webhook denies it.
         assert_eq!(crate::policy::mutating_denials(&e).count(), 1);
