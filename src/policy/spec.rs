@@ -193,6 +193,28 @@ fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
     for slot in &regular {
         check_container(ctx, slot, &mut names);
     }
+    // validateHostNetwork: with hostNetwork, a container's hostPort is its containerPort
+    // (defaulting fills an unset hostPort, so only an explicit other value is wrong).
+    if pod.host_network == Some(true) {
+        for slot in &regular {
+            for (j, port) in slot.container.ports.iter().flatten().enumerate() {
+                if let Some(host) = port
+                    .host_port
+                    .filter(|h| *h != 0 && *h != port.container_port)
+                {
+                    ctx.report(
+                        PORT_INVALID,
+                        slot.container.image.as_deref(),
+                        format!("{}/ports/{j}/hostPort", slot.pointer),
+                        format!(
+                            "spec.template.spec.{}.ports[{j}].hostPort {host} differs from containerPort {}, which the API server rejects with hostNetwork: true (the pod listens on the node's port directly); remove hostPort or make it equal",
+                            slot.label, port.container_port
+                        ),
+                    );
+                }
+            }
+        }
+    }
     for slot in &init {
         check_container(ctx, slot, &mut names);
     }
@@ -548,6 +570,16 @@ mod tests {
                     json!([{"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"}]),
                 ),
                 vec![(PORT_INVALID, format!("{C0}/ports/1/name"))],
+            ),
+            (
+                "hostNetwork, other hostPort",
+                json!({"containers": [{"name": "a", "image": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}], "hostNetwork": true}),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/hostPort"))],
+            ),
+            (
+                "hostNetwork, same or no hostPort",
+                json!({"containers": [{"name": "a", "image": "a", "ports": [{"containerPort": 80, "hostPort": 80}, {"containerPort": 81}]}], "hostNetwork": true}),
+                vec![],
             ),
             (
                 "protocol lowercase",
