@@ -150,11 +150,11 @@ fn lint_update(text: &str, policy: &Policy) -> Said {
 /// `spec.template.spec.containers[0].resources.requests[example.com/foo]`.
 fn api_field(pointer: &str) -> String {
     let mut out = String::new();
-    let mut previous = "";
+    let mut in_resource_list = false;
     for token in pointer.trim_start_matches('/').split('/') {
         let token = token.replace("~1", "/").replace("~0", "~");
         let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-        if index || matches!(previous, "requests" | "limits") {
+        if index || in_resource_list {
             out.push_str(&format!("[{token}]"));
         } else {
             if !out.is_empty() {
@@ -162,17 +162,11 @@ fn api_field(pointer: &str) -> String {
             }
             out.push_str(&token);
         }
-        previous = if index { "" } else { pointer_token(&token) };
+        // `requests` and `limits` are maps keyed by resource name (`.Key(name)` in Go).
+        in_resource_list =
+            !index && !in_resource_list && matches!(token.as_str(), "requests" | "limits");
     }
     out
-}
-
-fn pointer_token(token: &str) -> &'static str {
-    match token {
-        "requests" => "requests",
-        "limits" => "limits",
-        _ => "",
-    }
 }
 
 fn rejects(rule: &str) -> bool {
@@ -232,6 +226,46 @@ fn linter_agrees_with_the_api_server_on_every_recorded_case() {
         agree, cases,
         "the linter must agree with the API server on every case (table above)"
     );
+}
+
+/// The shared corpus holds real DaemonSets that clusters accepted: none of them may get a finding
+/// of a rule whose violations the API server rejects, nor fail strict decoding.
+#[test]
+fn no_corpus_daemonset_breaks_an_api_server_rule() {
+    let policy = Policy::default();
+    let opts = LintOptions {
+        policy: &policy,
+        operation: Operation::Create,
+        namespace: "default",
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir("../shared/corpus/daemonsets")
+        .expect("corpus")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let mut daemonsets = 0;
+    let mut wrong = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("corpus file");
+        let linted = lint_text(&f.display().to_string(), &text, &opts);
+        for e in &linted.errors {
+            wrong.push(format!("{}: {}", f.display(), e.message));
+        }
+        for o in &linted.file.objects {
+            daemonsets += 1;
+            for x in o.findings.iter().filter(|x| rejects(&x.rule)) {
+                wrong.push(format!(
+                    "{} {}: [{}] {}",
+                    f.display(),
+                    o.name,
+                    x.rule,
+                    x.message
+                ));
+            }
+        }
+    }
+    assert!(daemonsets >= 40, "{daemonsets} corpus DaemonSets");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
