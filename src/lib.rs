@@ -7,5 +7,6 @@ pub mod config;
 pub mod lint;
 pub mod policy;
 pub mod server;
+pub mod strict;
 pub mod vocab;
 pub mod yaml;

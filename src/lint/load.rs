@@ -206,6 +206,27 @@ fn collect(
         err.path = Some(rel);
         err
     })?;
+    // The API server decodes strictly: an unknown field rejects the object before validation.
+    let unknown = crate::strict::unknown_fields(&value, &object);
+    if let Some(first) = unknown.first() {
+        let names: Vec<String> = unknown
+            .iter()
+            .map(|p| format!("{:?}", crate::policy::field_path(p)))
+            .collect();
+        let mut err = located(
+            cx,
+            &format!("{pointer}{first}"),
+            ErrorKind::InvalidObject,
+            format!(
+                "unknown field {}: the apps/v1 DaemonSet has no such field, and the API server \
+                 rejects the object (strict decoding); fix the spelling or the indentation, or \
+                 remove it",
+                names.join(", ")
+            ),
+        );
+        err.path = Some(first.clone());
+        return Err(err);
+    }
     out.push(Item::DaemonSet(Box::new(Loaded {
         document: cx.doc.index,
         item,

@@ -6,6 +6,7 @@ use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 
 use super::quantity::{Quantity, QuantityError};
+use super::selector::label_key_error;
 use super::{add_op, escape_token, ContainerRef, Ctx, Mode, RuleInfo};
 use crate::config::Family;
 
@@ -13,6 +14,10 @@ const REQUESTS_MISSING: &str = "resources-requests-missing";
 const MEMORY_LIMIT_MISSING: &str = "resources-memory-limit-missing";
 const QUANTITY_INVALID: &str = "resources-quantity-invalid";
 const REQUESTS_EXCEED_LIMITS: &str = "resources-requests-exceed-limits";
+const NAME_INVALID: &str = "resources-name-invalid";
+const NOT_INTEGER: &str = "resources-not-integer";
+const NOT_OVERCOMMITTABLE: &str = "resources-request-must-equal-limit";
+const HUGEPAGES_INVALID: &str = "resources-hugepages-invalid";
 
 /// Rules of this family.
 pub const RULES: &[RuleInfo] = &[
@@ -66,10 +71,110 @@ pub const RULES: &[RuleInfo] = &[
         default_mode: Mode::Enforce,
         summary: "No resource request is greater than the limit for the same resource.",
         why: "The API server rejects a container whose request exceeds its limit. Quantities are \
-              compared exactly, as the API server does (1Gi is more than 1G, 1000m equals 1).",
+              compared as the API server does: exactly, after rounding both up to a whole \
+              milli-unit (1Gi is more than 1G, 1000m equals 1, 1.0005 equals 1.0001).",
         fix: "Lower the request or raise the limit so that the request is at most the limit.",
     },
+    RuleInfo {
+        id: NAME_INVALID,
+        api_server_rejects: true,
+        family: Family::Resources,
+        default_mode: Mode::Enforce,
+        summary: "Every resource name in requests and limits is one a container may use: cpu, \
+                  memory, ephemeral-storage, hugepages-<size>, or a domain-qualified extended \
+                  resource such as example.com/gpu.",
+        why: "The API server rejects any other name (a typo such as `cpus`, or an unqualified \
+              custom name).",
+        fix: "Fix the spelling, or qualify a custom resource with the domain of its device \
+              plugin (example.com/foo).",
+    },
+    RuleInfo {
+        id: NOT_INTEGER,
+        api_server_rejects: true,
+        family: Family::Resources,
+        default_mode: Mode::Enforce,
+        summary: "Extended resources (example.com/gpu) are requested in whole units.",
+        why: "Devices cannot be shared in fractions; the API server rejects a quantity of an \
+              extended resource that is not a whole number (500m, 1.5, 1e-3).",
+        fix: "Use a whole number such as 1 or 2.",
+    },
+    RuleInfo {
+        id: NOT_OVERCOMMITTABLE,
+        api_server_rejects: true,
+        family: Family::Resources,
+        default_mode: Mode::Enforce,
+        summary: "For resources that cannot be overcommitted (extended resources and hugepages), \
+                  a request has a limit and equals it.",
+        why: "The scheduler hands out such resources exactly; the API server rejects a request \
+              without a limit, or one that differs from its limit.",
+        fix: "Set resources.limits to the same value as resources.requests (or set only the \
+              limit: the request then defaults to it).",
+    },
+    RuleInfo {
+        id: HUGEPAGES_INVALID,
+        api_server_rejects: true,
+        family: Family::Resources,
+        default_mode: Mode::Enforce,
+        summary: "A hugepages-<size> quantity is a whole multiple of the page size, and a \
+                  container that uses hugepages also requests or limits cpu or memory.",
+        why: "The API server rejects hugepages that are not whole pages (3Mi of hugepages-2Mi), \
+              and hugepages without cpu or memory.",
+        fix: "Use a multiple of the page size (2Mi, 4Mi... for hugepages-2Mi) and set a cpu or \
+              memory request or limit.",
+    },
 ];
+
+/// Resource names a container may use without a domain (`IsStandardContainerResourceName`),
+/// besides `hugepages-<size>`.
+const STANDARD_CONTAINER_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
+
+/// `IsNativeResource`: no domain, or a `kubernetes.io/` one.
+fn is_native(name: &str) -> bool {
+    !name.contains('/') || name.contains("kubernetes.io/")
+}
+
+fn is_hugepages(name: &str) -> bool {
+    name.starts_with("hugepages-")
+}
+
+/// `IsExtendedResourceName`: not native, not `requests.`-prefixed, and a qualified name once
+/// prefixed with `requests.` (as quota names it).
+fn is_extended(name: &str) -> bool {
+    !is_native(name)
+        && !name.starts_with("requests.")
+        && label_key_error(&format!("requests.{name}")).is_none()
+}
+
+/// `IsOvercommitAllowed`: native resources except hugepages.
+fn overcommit_allowed(name: &str) -> bool {
+    is_native(name) && !is_hugepages(name)
+}
+
+/// Why a container may not use the resource name (`validateContainerResourceName`).
+fn resource_name_error(name: &str) -> Option<String> {
+    if label_key_error(name).is_some() {
+        return Some(format!(
+            "{name:?} is not a valid resource name: use a name such as cpu or memory, or a \
+             domain-qualified extended resource such as example.com/gpu (at most 63 characters \
+             of [A-Za-z0-9_.-] after the domain)"
+        ));
+    }
+    if !name.contains('/') {
+        if !STANDARD_CONTAINER_RESOURCES.contains(&name) && !is_hugepages(name) {
+            return Some(format!(
+                "{name:?} is not a resource a container can request: use cpu, memory, \
+                 ephemeral-storage or hugepages-<size>, or qualify a custom resource with its \
+                 domain (example.com/{name})"
+            ));
+        }
+    } else if !is_native(name) && !is_extended(name) {
+        return Some(format!(
+            "{name:?} is not a valid extended resource name: use <domain>/<name>, e.g. \
+             example.com/gpu"
+        ));
+    }
+    None
+}
 
 pub(crate) fn check(ctx: &mut Ctx<'_>) {
     for c in ctx.containers() {
@@ -98,7 +203,8 @@ fn parse_field(raw: &str) -> Result<Quantity, QuantityError> {
     })
 }
 
-/// Valid, non-negative quantities of one map; reports the others.
+/// The quantities of one map that parse, rounded up to whole milli-units as the API server
+/// validates them; reports the names and values it rejects.
 fn parse_map<'m>(
     ctx: &mut Ctx<'_>,
     c: &ContainerRef<'_>,
@@ -106,26 +212,19 @@ fn parse_map<'m>(
     map: Option<&'m BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
 ) -> BTreeMap<&'m str, Quantity> {
     let image = c.container.image.as_deref();
-    let mut valid = BTreeMap::new();
+    let mut parsed = BTreeMap::new();
     for (name, raw) in map.into_iter().flatten() {
         let pointer = c.pointer(&format!("/resources/{kind}/{}", escape_token(name)));
-        match parse_field(&raw.0) {
-            Ok(q) if q.is_negative() => {
-                ctx.report(
-                    QUANTITY_INVALID,
-                    image,
-                    pointer,
-                    format!(
-                        "{}: resources.{kind}.{name} {:?} is negative; the API server requires \
-                         quantities of at least 0",
-                        c.label(),
-                        raw.0
-                    ),
-                );
-            }
-            Ok(q) => {
-                valid.insert(name.as_str(), q);
-            }
+        if let Some(e) = resource_name_error(name) {
+            ctx.report(
+                NAME_INVALID,
+                image,
+                pointer.clone(),
+                format!("{}: resources.{kind}: {e}", c.label()),
+            );
+        }
+        let q = match parse_field(&raw.0) {
+            Ok(q) => q.round_up_to_milli(),
             Err(e) => {
                 ctx.report(
                     QUANTITY_INVALID,
@@ -133,10 +232,70 @@ fn parse_map<'m>(
                     pointer,
                     format!("{}: resources.{kind}.{name}: {e}", c.label()),
                 );
+                continue;
+            }
+        };
+        if q.is_negative() {
+            ctx.report(
+                QUANTITY_INVALID,
+                image,
+                pointer.clone(),
+                format!(
+                    "{}: resources.{kind}.{name} {:?} is negative; the API server requires \
+                     quantities of at least 0",
+                    c.label(),
+                    raw.0
+                ),
+            );
+        }
+        if is_extended(name) && !q.is_integer() {
+            ctx.report(
+                NOT_INTEGER,
+                image,
+                pointer.clone(),
+                format!(
+                    "{}: resources.{kind}.{name} {:?} is not a whole number; extended resources \
+                     are allocated in whole units, so use e.g. 1",
+                    c.label(),
+                    raw.0
+                ),
+            );
+        }
+        if is_hugepages(name) {
+            if let Some(e) = hugepages_error(name, &q) {
+                ctx.report(
+                    HUGEPAGES_INVALID,
+                    image,
+                    pointer,
+                    format!("{}: resources.{kind}.{name} {:?} {e}", c.label(), raw.0),
+                );
             }
         }
+        parsed.insert(name.as_str(), q);
     }
-    valid
+    parsed
+}
+
+/// `IsHugePageResourceValueDivisible`: the page size comes from the name; the value, rounded up
+/// to a whole number, must be a multiple of it.
+fn hugepages_error(name: &str, q: &Quantity) -> Option<String> {
+    let size = name.strip_prefix("hugepages-")?;
+    let page = Quantity::parse(size)
+        .ok()
+        .filter(|p| !p.is_negative() && !p.is_zero() && p.round_up_to_milli().is_integer())
+        .and_then(|p| p.ceil_i128());
+    let Some(page) = page else {
+        return Some(format!(
+            "cannot be checked: {size:?} is not a valid page size; use hugepages-2Mi or \
+             hugepages-1Gi"
+        ));
+    };
+    match q.ceil_i128() {
+        Some(v) if v % page == 0 => None,
+        _ => Some(format!(
+            "is not a whole number of {size} pages; use a multiple of {size}"
+        )),
+    }
 }
 
 fn check_container(ctx: &mut Ctx<'_>, c: &ContainerRef<'_>) {
@@ -145,18 +304,51 @@ fn check_container(ctx: &mut Ctx<'_>, c: &ContainerRef<'_>) {
     let requests = resources.and_then(|r| r.requests.as_ref());
     let limits = resources.and_then(|r| r.limits.as_ref());
 
-    let valid_requests = parse_map(ctx, c, "requests", requests);
-    let valid_limits = parse_map(ctx, c, "limits", limits);
+    let parsed_requests = parse_map(ctx, c, "requests", requests);
+    let parsed_limits = parse_map(ctx, c, "limits", limits);
+    // A negative limit is reported above; mutation never copies it into a request.
+    let valid_limits: BTreeMap<&str, Quantity> = parsed_limits
+        .iter()
+        .filter(|(_, q)| !q.is_negative())
+        .map(|(n, q)| (*n, q.clone()))
+        .collect();
 
-    for (name, request) in &valid_requests {
-        let Some(limit) = valid_limits.get(name) else {
+    // `ValidateResourceRequirements` names the whole requests (or limits) map for these.
+    let requests_ptr = c.pointer("/resources/requests");
+    for (name, request) in &parsed_requests {
+        let Some(limit) = parsed_limits.get(name) else {
+            if !overcommit_allowed(name) && limits.is_none_or(|l| !l.contains_key(*name)) {
+                ctx.report(
+                    NOT_OVERCOMMITTABLE,
+                    image,
+                    c.pointer("/resources/limits"),
+                    format!(
+                        "{}: resources.requests.{name} {request} has no limit; {name} cannot be \
+                         overcommitted, so the API server requires limits.{name}: set it to the \
+                         same value",
+                        c.label()
+                    ),
+                );
+            }
             continue;
         };
-        if request > limit {
+        if !overcommit_allowed(name) && request != limit {
+            ctx.report(
+                NOT_OVERCOMMITTABLE,
+                image,
+                requests_ptr.clone(),
+                format!(
+                    "{}: resources.requests.{name} {request} differs from limits.{name} {limit}; \
+                     {name} cannot be overcommitted, so the API server requires them equal: set \
+                     both to the same value",
+                    c.label()
+                ),
+            );
+        } else if request > limit {
             ctx.report(
                 REQUESTS_EXCEED_LIMITS,
                 image,
-                c.pointer(&format!("/resources/requests/{}", escape_token(name))),
+                requests_ptr.clone(),
                 format!(
                     "{}: resources.requests.{name} {request} is greater than limits.{name} \
                      {limit}, which the API server rejects; lower the request or raise the limit",
@@ -164,6 +356,22 @@ fn check_container(ctx: &mut Ctx<'_>, c: &ContainerRef<'_>) {
                 ),
             );
         }
+    }
+    let uses = |m: &BTreeMap<&str, Quantity>, f: &dyn Fn(&str) -> bool| m.keys().any(|n| f(n));
+    let hugepages = uses(&parsed_requests, &is_hugepages) || uses(&parsed_limits, &is_hugepages);
+    let cpu_or_memory = |n: &str| n == "cpu" || n == "memory";
+    if hugepages && !uses(&parsed_requests, &cpu_or_memory) && !uses(&parsed_limits, &cpu_or_memory)
+    {
+        ctx.report(
+            HUGEPAGES_INVALID,
+            image,
+            c.pointer("/resources"),
+            format!(
+                "{}: requests hugepages but neither cpu nor memory, which the API server \
+                 rejects; set a cpu or memory request or limit",
+                c.label()
+            ),
+        );
     }
 
     if !limits.is_some_and(|l| l.contains_key("memory")) {
@@ -414,6 +622,10 @@ mod tests {
                 (MEMORY_LIMIT_MISSING, Mode::Off),
                 (QUANTITY_INVALID, Mode::Enforce),
                 (REQUESTS_EXCEED_LIMITS, Mode::Enforce),
+                (NAME_INVALID, Mode::Enforce),
+                (NOT_INTEGER, Mode::Enforce),
+                (NOT_OVERCOMMITTABLE, Mode::Enforce),
+                (HUGEPAGES_INVALID, Mode::Enforce),
             ]
         );
     }
@@ -646,7 +858,7 @@ mod tests {
             ("requests", "memory", json!("64MB"), "resources.requests.memory: \"64MB\" is not a valid quantity: unknown suffix \"MB\""),
             ("limits", "cpu", json!(""), "resources.limits.cpu: \"\" is not a valid quantity: it is empty"),
             ("limits", "memory", json!("1.5.0"), "\"1.5.0\" is not a valid quantity: it has more than one decimal point"),
-            ("limits", "memory", json!("Gi"), "the number before the suffix \"Gi\" is missing"),
+            ("limits", "memory", json!("Pi"), "the number before the suffix \"Pi\" is missing"),
             ("requests", "cpu", json!("-100m"), "resources.requests.cpu \"-100m\" is negative; the API server requires quantities of at least 0"),
             ("limits", "example.com/x", json!("1kk"), "resources.limits.example.com/x: \"1kk\""),
         ];
@@ -672,6 +884,125 @@ mod tests {
             assert!(invalid[0].message.starts_with("container \"agent\": "));
             assert!(invalid[0].denies());
             assert!(!e.findings.iter().any(|f| f.rule == REQUESTS_EXCEED_LIMITS));
+        }
+    }
+
+    /// Extended resources, hugepages, resource names and the milli round-up, as
+    /// `ValidateResourceRequirements` decides them (pkg/apis/core/validation) after
+    /// `SetDefaults_ResourceList`; verdicts from ../shared/fixtures/apiserver-verdicts.
+    #[test]
+    fn follows_the_api_servers_resource_requirements_validation() {
+        let c0 = "/spec/template/spec/containers/0/resources";
+        // (resources, expected (rule, path suffix) findings of the API-server rules)
+        let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
+            // Whole units of an extended resource, in any spelling.
+            (
+                json!({"requests": {"example.com/foo": "1000m"}, "limits": {"example.com/foo": "1"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "0"}, "limits": {"example.com/foo": "0"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "1k"}, "limits": {"example.com/foo": "1k"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "500m"}, "limits": {"example.com/foo": "500m"}}),
+                vec![
+                    (NOT_INTEGER, "/requests/example.com~1foo"),
+                    (NOT_INTEGER, "/limits/example.com~1foo"),
+                ],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "1e-3"}, "limits": {"example.com/foo": "1e-3"}}),
+                vec![
+                    (NOT_INTEGER, "/requests/example.com~1foo"),
+                    (NOT_INTEGER, "/limits/example.com~1foo"),
+                ],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "1"}}),
+                vec![(NOT_OVERCOMMITTABLE, "/limits")],
+            ),
+            (
+                json!({"requests": {"example.com/foo": "1"}, "limits": {"example.com/foo": "2"}}),
+                vec![(NOT_OVERCOMMITTABLE, "/requests")],
+            ),
+            // Hugepages: whole pages, request equal to limit, next to cpu or memory.
+            (
+                json!({"limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"hugepages-2Mi": "3Mi"}, "limits": {"hugepages-2Mi": "3Mi", "memory": "64Mi"}}),
+                vec![
+                    (HUGEPAGES_INVALID, "/requests/hugepages-2Mi"),
+                    (HUGEPAGES_INVALID, "/limits/hugepages-2Mi"),
+                ],
+            ),
+            (
+                json!({"requests": {"hugepages-2Mi": "2Mi"}, "limits": {"hugepages-2Mi": "4Mi", "memory": "64Mi"}}),
+                vec![(NOT_OVERCOMMITTABLE, "/requests")],
+            ),
+            (
+                json!({"limits": {"hugepages-2Mi": "2Mi"}}),
+                vec![(HUGEPAGES_INVALID, "")],
+            ),
+            // Names.
+            (
+                json!({"requests": {"cpus": "1"}}),
+                vec![(NAME_INVALID, "/requests/cpus")],
+            ),
+            // Not native, so also not overcommittable: the limit is required too.
+            (
+                json!({"requests": {"bad name/x": "1"}}),
+                vec![
+                    (NAME_INVALID, "/requests/bad name~1x"),
+                    (NOT_OVERCOMMITTABLE, "/limits"),
+                ],
+            ),
+            (json!({"requests": {"ephemeral-storage": "1Gi"}}), vec![]),
+            // Requests and limits compared after the round-up to whole milli-units.
+            (
+                json!({"requests": {"cpu": "1.0005"}, "limits": {"cpu": "1.0001"}}),
+                vec![],
+            ),
+            (
+                json!({"requests": {"cpu": "1500u"}, "limits": {"cpu": "1m"}}),
+                vec![(REQUESTS_EXCEED_LIMITS, "/requests")],
+            ),
+            (json!({"requests": {"cpu": "+"}}), vec![]),
+            (json!({"requests": {"cpu": "Gi"}}), vec![]),
+            (json!({"requests": {"cpu": "."}}), vec![]),
+            (
+                json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "1e-3"}}),
+                vec![(REQUESTS_EXCEED_LIMITS, "/requests")],
+            ),
+            (
+                json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "-1"}}),
+                vec![
+                    (QUANTITY_INVALID, "/limits/memory"),
+                    (REQUESTS_EXCEED_LIMITS, "/requests"),
+                ],
+            ),
+        ];
+        for (resources, want) in cases {
+            let mut p = Policy::default();
+            p.resources.required.clear();
+            let e = eval_with(with_resources(resources.clone()), &p);
+            let mut got: Vec<(&str, String)> = e
+                .findings
+                .iter()
+                .filter(|f| super::super::rule(f.rule).is_some_and(|r| r.api_server_rejects))
+                .map(|f| (f.rule, f.path.clone()))
+                .collect();
+            let mut want: Vec<(&str, String)> =
+                want.iter().map(|(r, p)| (*r, format!("{c0}{p}"))).collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{resources}");
         }
     }
 
@@ -711,9 +1042,10 @@ mod tests {
                 .collect();
             assert_eq!(found.len(), usize::from(exceeds), "{request} vs {limit}");
             if exceeds {
+                // The API server names the whole requests map.
                 assert_eq!(
                     found[0].path,
-                    "/spec/template/spec/containers/0/resources/requests/memory"
+                    "/spec/template/spec/containers/0/resources/requests"
                 );
                 assert_eq!(
                     found[0].message,

@@ -147,6 +147,33 @@ fn parse_percent(s: &str) -> Result<IntOrPercent, String> {
     }
 }
 
+/// The number the API server's `getIntOrPercentValue` reads from an int-or-percent: the integer;
+/// the percentage of a valid percent string; otherwise Go's `strconv.Atoi` of the string (an
+/// optional sign and digits, clamped to the int64 range; anything else is 0).
+pub fn api_int_value(v: &IntOrString) -> i64 {
+    let s = match v {
+        IntOrString::Int(n) => return i64::from(*n),
+        IntOrString::String(s) => s,
+    };
+    let text = match s.strip_suffix('%') {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => d,
+        _ => s.as_str(),
+    };
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    match text.parse::<i64>() {
+        Ok(n) => n,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    }
+}
+
 const STRATEGY: &str = "/spec/updateStrategy";
 const MAX_UNAVAILABLE_PTR: &str = "/spec/updateStrategy/rollingUpdate/maxUnavailable";
 const MAX_SURGE_PTR: &str = "/spec/updateStrategy/rollingUpdate/maxSurge";
@@ -161,10 +188,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         "" | "RollingUpdate" => {}
         "OnDelete" => return,
         other => {
+            // The API server names the whole strategy (`field.NotSupported(fldPath, strategy)`).
             ctx.report(
                 STRATEGY_INVALID,
                 None,
-                format!("{STRATEGY}/type"),
+                STRATEGY.into(),
                 format!(
                     "spec.updateStrategy.type {other:?} is not supported: the API server accepts only \"RollingUpdate\" (the default) or \"OnDelete\"; fix the spelling or remove the field"
                 ),
@@ -195,42 +223,46 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             format!("spec.updateStrategy.rollingUpdate.maxSurge {e}"),
         );
     }
-    let (Ok(unavailable), Ok(surge)) = (unavailable, surge) else {
-        return;
+    // The API server checks "exactly one is non-zero" even when a value is malformed: it reads a
+    // malformed value as Go's strconv.Atoi does (0 unless the whole string is an integer).
+    let raw = |v: Option<&IntOrString>, default: i64| v.map_or(default, api_int_value);
+    let shown = |v: Option<&IntOrString>, default: &str| match v {
+        Some(IntOrString::Int(n)) => n.to_string(),
+        Some(IntOrString::String(s)) => format!("{s:?}"),
+        None => format!("unset (defaults to {default})"),
     };
-    let shown = |v: IntOrPercent, set: bool, default: &str| {
-        if set {
-            v.to_string()
-        } else {
-            format!("{v} (unset, defaults to {default})")
-        }
-    };
-    match (unavailable.is_zero(), surge.is_zero()) {
-        (true, true) => {
+    let has_unavailable = raw(unavailable_set, 1) != 0;
+    let has_surge = raw(surge_set, 0) != 0;
+    match (has_unavailable, has_surge) {
+        (false, false) => {
             ctx.report(
                 CONFLICT,
                 None,
                 MAX_UNAVAILABLE_PTR.into(),
                 format!(
-                    "spec.updateStrategy.rollingUpdate: maxUnavailable {} and maxSurge {} are both zero, so a rollout could never replace a pod; the API server rejects this. Set maxUnavailable: 1 or maxSurge: 1",
-                    shown(unavailable, unavailable_set.is_some(), "1"),
-                    shown(surge, surge_set.is_some(), "0"),
+                    "spec.updateStrategy.rollingUpdate: maxUnavailable {} and maxSurge {} both count as zero, so a rollout could never replace a pod; the API server rejects this. Set maxUnavailable: 1 or maxSurge: 1",
+                    shown(unavailable_set, "1"),
+                    shown(surge_set, "0"),
                 ),
             );
         }
-        (false, false) => {
+        (true, true) => {
             ctx.report(
                 CONFLICT,
                 None,
                 MAX_SURGE_PTR.into(),
                 format!(
-                    "spec.updateStrategy.rollingUpdate: maxSurge {surge} may not be set when maxUnavailable {} is non-zero; the API server rejects this. To surge, set maxUnavailable: 0",
-                    shown(unavailable, unavailable_set.is_some(), "1"),
+                    "spec.updateStrategy.rollingUpdate: maxSurge {} may not be set when maxUnavailable {} is non-zero; the API server rejects this. To surge, set maxUnavailable: 0",
+                    shown(surge_set, "0"),
+                    shown(unavailable_set, "1"),
                 ),
             );
         }
         _ => {}
     }
+    let Ok(unavailable) = unavailable else {
+        return;
+    };
     check_bound(ctx, unavailable, unavailable_set.is_some());
 }
 
@@ -415,14 +447,14 @@ mod tests {
                 vec![MAX_UNAVAILABLE_INVALID],
             ),
             (
-                "negative percent",
+                "negative percent (reads as 0, so both are zero)",
                 json!({"maxUnavailable": "-5%"}),
-                vec![MAX_UNAVAILABLE_INVALID],
+                vec![MAX_UNAVAILABLE_INVALID, CONFLICT],
             ),
             (
-                "fractional percent",
+                "fractional percent (reads as 0)",
                 json!({"maxUnavailable": "5.5%"}),
-                vec![MAX_UNAVAILABLE_INVALID],
+                vec![MAX_UNAVAILABLE_INVALID, CONFLICT],
             ),
             (
                 "above 100%",
@@ -440,14 +472,19 @@ mod tests {
                 vec![MAX_SURGE_INVALID],
             ),
             (
-                "both bad: no conflict check",
+                "both bad: both read as 0",
                 json!({"maxUnavailable": "x", "maxSurge": "-1%"}),
-                vec![MAX_UNAVAILABLE_INVALID, MAX_SURGE_INVALID],
+                vec![MAX_UNAVAILABLE_INVALID, MAX_SURGE_INVALID, CONFLICT],
             ),
             (
-                "one bad: no conflict check",
+                "quoted integers read as integers",
                 json!({"maxUnavailable": 3, "maxSurge": "5"}),
-                vec![MAX_SURGE_INVALID],
+                vec![MAX_SURGE_INVALID, CONFLICT],
+            ),
+            (
+                "a huge percent is non-zero",
+                json!({"maxUnavailable": "99999999999999999999%"}),
+                vec![MAX_UNAVAILABLE_INVALID],
             ),
             (
                 "both zero",
@@ -485,6 +522,33 @@ mod tests {
         }
     }
 
+    /// `getIntOrPercentValue` of pkg/apis/apps/validation: a valid percent is its number, any
+    /// other string is `strconv.Atoi` of it (0 when that fails, clamped when it overflows).
+    #[test]
+    fn reads_int_or_percent_values_like_the_api_server() {
+        let cases = [
+            (IntOrString::Int(-1), -1),
+            (IntOrString::Int(0), 0),
+            (IntOrString::String("5%".into()), 5),
+            (IntOrString::String("0%".into()), 0),
+            (IntOrString::String("5".into()), 5),
+            (IntOrString::String("+5".into()), 5),
+            (IntOrString::String("-5".into()), -5),
+            (IntOrString::String("5.5%".into()), 0),
+            (IntOrString::String("-5%".into()), 0),
+            (IntOrString::String(" 5%".into()), 0),
+            (IntOrString::String("%".into()), 0),
+            (IntOrString::String("".into()), 0),
+            (
+                IntOrString::String("99999999999999999999%".into()),
+                i64::MAX,
+            ),
+        ];
+        for (v, want) in cases {
+            assert_eq!(api_int_value(&v), want, "{v:?}");
+        }
+    }
+
     #[test]
     fn messages_say_what_and_how() {
         let e = eval(rolling(json!({"maxUnavailable": "5"})));
@@ -503,7 +567,7 @@ mod tests {
         assert!(f.message.contains("maxUnavailable: 0"), "{}", f.message);
 
         let e = eval(with_strategy(json!({"type": "Recreate"})));
-        assert_eq!(e.findings[0].path, "/spec/updateStrategy/type");
+        assert_eq!(e.findings[0].path, "/spec/updateStrategy");
         assert!(e.findings[0].message.contains("\"Recreate\""));
     }
 

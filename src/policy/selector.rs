@@ -3,17 +3,18 @@
 //! checks all four as the API server does (`ValidateDaemonSetSpec`, `ValidateDaemonSetUpdate`,
 //! `ValidateLabelSelector`, `LabelSelectorAsSelector`), with messages that say how to fix them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use super::{escape_token, Ctx, Mode, Operation, RuleInfo};
+use super::{Ctx, Mode, Operation, RuleInfo};
 use crate::config::Family;
 
 const IMMUTABLE: &str = "selector-immutable";
 const EMPTY: &str = "selector-empty";
 const INVALID: &str = "selector-invalid";
 const MISMATCH: &str = "selector-mismatch";
+const TEMPLATE_LABELS_INVALID: &str = "selector-template-labels-invalid";
 
 /// Rules of this family.
 pub const RULES: &[RuleInfo] = &[
@@ -23,7 +24,7 @@ pub const RULES: &[RuleInfo] = &[
         api_server_rejects: true,
         family: Family::Selector,
         default_mode: Mode::Enforce,
-        summary: "On UPDATE, spec.selector must equal the stored selector (order of labels and expressions does not matter).",
+        summary: "On UPDATE, spec.selector must equal the stored selector as the API server compares it: the order of matchLabels does not matter, but the order of matchExpressions and of their values does, and so do duplicates (an absent list equals an empty one).",
         why: "The API server rejects any change to a DaemonSet's selector (field is immutable); the mutating webhook says so with the way out, because validating webhooks never see the request.",
         fix: "Keep the old selector, or recreate the DaemonSet: kubectl delete ds NAME --cascade=orphan (its pods keep running), then apply the new manifest and delete the orphaned pods the new selector does not adopt.",
     },
@@ -57,7 +58,20 @@ pub const RULES: &[RuleInfo] = &[
         why: "A DaemonSet only manages pods its selector matches; the API server rejects a template whose labels the selector does not select.",
         fix: "Make every matchLabels entry and every matchExpression hold for the template labels (NotIn and DoesNotExist hold when the key is absent).",
     },
+    RuleInfo {
+        id: TEMPLATE_LABELS_INVALID,
+        api_server_rejects: true,
+        family: Family::Selector,
+        default_mode: Mode::Enforce,
+        summary: "spec.template.metadata.labels are valid labels: keys [prefix/]name, values at most 63 characters of [A-Za-z0-9_.-] starting and ending alphanumeric.",
+        why: "The selector selects pods by these labels, and the API server rejects a template with an invalid one.",
+        fix: "Fix the key or value: a key is an optional DNS subdomain prefix and '/', then a name of at most 63 characters; a value is empty or at most 63 characters of [A-Za-z0-9_.-] starting and ending with a letter or digit.",
+    },
 ];
+
+/// Where the API server reports invalid template labels: `ValidatePodTemplateSpec` names them
+/// `spec.template.labels`, although they live in `spec.template.metadata.labels`.
+const TEMPLATE_LABELS_PTR: &str = "/spec/template/labels";
 
 /// Whether `selector` selects a pod with `labels`, with Kubernetes semantics: every matchLabels
 /// entry and every expression must hold; `In` needs the key with one of the values, `NotIn` holds
@@ -164,40 +178,30 @@ pub fn selector_string(selector: &LabelSelector) -> String {
     }
 }
 
-type Expression<'a> = (&'a str, &'a str, BTreeSet<&'a str>);
-
-/// A selector with order and absent-vs-empty lists normalised away.
-fn normalized(selector: &LabelSelector) -> (BTreeMap<&str, &str>, BTreeSet<Expression<'_>>) {
-    let labels = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let exprs = selector
-        .match_expressions
-        .iter()
-        .flatten()
-        .map(|r| {
-            (
-                r.key.as_str(),
-                r.operator.as_str(),
-                r.values.iter().flatten().map(String::as_str).collect(),
-            )
-        })
-        .collect();
-    (labels, exprs)
-}
-
-/// Whether two selectors select the same pods by construction: same matchLabels map, same set of
-/// (key, operator, set of values) expressions.
+/// Whether two selectors are equal as `apiequality.Semantic.DeepEqual` sees them, which is what
+/// `ValidateDaemonSetUpdate` uses for immutability: maps compare by content, lists in order and
+/// with their duplicates, and an absent list or map equals an empty one.
 pub fn semantically_equal(a: &LabelSelector, b: &LabelSelector) -> bool {
-    normalized(a) == normalized(b)
+    let labels = |s: &LabelSelector| s.match_labels.clone().unwrap_or_default();
+    let exprs = |s: &LabelSelector| {
+        s.match_expressions
+            .iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r.key.clone(),
+                    r.operator.clone(),
+                    r.values.clone().unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    labels(a) == labels(b) && exprs(a) == exprs(b)
 }
 
 /// `IsQualifiedName`: an optional DNS-1123 subdomain prefix and `/`, then a name of at most 63
 /// characters. Returns why the key is invalid.
-fn label_key_error(key: &str) -> Option<String> {
+pub(crate) fn label_key_error(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -234,7 +238,7 @@ fn label_key_error(key: &str) -> Option<String> {
 
 /// `IsValidLabelValue`: empty, or at most 63 characters of `[A-Za-z0-9_.-]` starting and ending
 /// with an alphanumeric character.
-fn label_value_error(value: &str) -> Option<String> {
+pub(crate) fn label_value_error(value: &str) -> Option<String> {
     if value.is_empty() || (value.len() <= 63 && is_label_token(value)) {
         None
     } else {
@@ -257,7 +261,7 @@ fn is_label_token(s: &str) -> bool {
     }
 }
 
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= 253
         && s.split('.').all(|label| {
             let b = label.as_bytes();
@@ -273,13 +277,14 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 /// are not checked when `allow_invalid_values` (an UPDATE of an object stored with them).
 fn selector_errors(selector: &LabelSelector, allow_invalid_values: bool) -> Vec<(String, String)> {
     let mut errors = Vec::new();
+    // `ValidateLabels` names the whole map, not the key.
+    let ptr = "/spec/selector/matchLabels";
     for (k, v) in selector.match_labels.iter().flatten() {
-        let ptr = format!("/spec/selector/matchLabels/{}", escape_token(k));
         if let Some(e) = label_key_error(k) {
-            errors.push((ptr.clone(), format!("spec.selector.matchLabels: {e}")));
+            errors.push((ptr.into(), format!("spec.selector.matchLabels: {e}")));
         }
         if let Some(e) = label_value_error(v) {
-            errors.push((ptr, format!("spec.selector.matchLabels.{k}: {e}")));
+            errors.push((ptr.into(), format!("spec.selector.matchLabels.{k}: {e}")));
         }
     }
     for (i, req) in selector.match_expressions.iter().flatten().enumerate() {
@@ -352,15 +357,48 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             } else {
                 ctx.name
             };
+            let (was, now) = (selector_string(old), selector_string(selector));
+            // Same pods, other order or repetition: show the lists as written.
+            let change = if was == now {
+                let written = |s: &LabelSelector| {
+                    serde_json::to_string(s.match_expressions.as_deref().unwrap_or_default())
+                        .unwrap_or_default()
+                };
+                format!(
+                    "the API server compares matchExpressions and their values in order, duplicates included: they were {}, now {}; restore the stored order",
+                    written(old),
+                    written(selector)
+                )
+            } else {
+                format!("was {was}, now {now}; keep the old one")
+            };
             ctx.report(
                 IMMUTABLE,
                 None,
                 "/spec/selector".into(),
                 format!(
-                    "spec.selector of a DaemonSet is immutable (was {}, now {}); keep the old one, or delete and recreate the DaemonSet: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
-                    selector_string(old),
-                    selector_string(selector),
+                    "spec.selector of a DaemonSet is immutable ({change}), or delete and recreate the DaemonSet: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
                 ),
+            );
+        }
+    }
+
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
+    for (k, v) in template_labels.into_iter().flatten() {
+        let errors = [
+            label_key_error(k).map(|e| format!("spec.template.metadata.labels: {e}")),
+            label_value_error(v).map(|e| format!("spec.template.metadata.labels.{k}: {e}")),
+        ];
+        for message in errors.into_iter().flatten() {
+            ctx.report(
+                TEMPLATE_LABELS_INVALID,
+                None,
+                TEMPLATE_LABELS_PTR.into(),
+                message,
             );
         }
     }
@@ -702,7 +740,8 @@ mod tests {
                 "bad matchLabels value",
                 json!({"matchLabels": {"app": "agent/1"}}),
                 json!({"app": "agent/1"}),
-                vec![INVALID],
+                // The template carries the same invalid label (recorded: sel-matchlabels-invalid-value).
+                vec![TEMPLATE_LABELS_INVALID, INVALID],
             ),
             (
                 "two problems in one expression",
@@ -759,7 +798,7 @@ mod tests {
             json!({"matchLabels": {"a/b/c": "x"}}),
             json!({"app": "agent"}),
         ));
-        assert_eq!(e.findings[0].path, "/spec/selector/matchLabels/a~1b~1c");
+        assert_eq!(e.findings[0].path, "/spec/selector/matchLabels");
 
         let e = eval(with_selector(json!({}), json!({"app": "agent"})));
         assert!(
@@ -767,6 +806,37 @@ mod tests {
             "{}",
             e.findings[0].message
         );
+    }
+
+    /// `ValidatePodTemplateSpec` validates the template labels and names them
+    /// `spec.template.labels` (recorded: sel-template-labels-invalid-key/-value).
+    #[test]
+    fn template_labels_are_validated_like_labels() {
+        let cases = [
+            (json!({"app": "agent", "bad key": "x"}), 1),
+            (json!({"app": "agent", "k": "bad value!"}), 1),
+            (json!({"app": "agent", "k": "a".repeat(64)}), 1),
+            (json!({"app": "agent", "bad key": "bad value!"}), 2),
+            (
+                json!({"app": "agent", "example.com/k": "", "k": "v-1.2_3"}),
+                0,
+            ),
+        ];
+        for (labels, n) in cases {
+            let e = eval(with_selector(
+                json!({"matchLabels": {"app": "agent"}}),
+                labels.clone(),
+            ));
+            let found: Vec<_> = e
+                .findings
+                .iter()
+                .filter(|f| f.rule == TEMPLATE_LABELS_INVALID)
+                .collect();
+            assert_eq!(found.len(), n, "{labels}: {:#?}", e.findings);
+            assert!(found
+                .iter()
+                .all(|f| f.path == TEMPLATE_LABELS_PTR && f.denies()));
+        }
     }
 
     #[test]
@@ -782,15 +852,51 @@ mod tests {
         let cases: Vec<(&str, Value, bool)> = vec![
             ("identical", base.clone(), true),
             (
-                "reordered",
+                "matchLabels reordered, absent values list made empty",
                 json!({
                     "matchExpressions": [
-                        {"key": "gpu", "operator": "DoesNotExist", "values": []},
-                        {"key": "zone", "operator": "In", "values": ["b", "a"]}
+                        {"key": "zone", "operator": "In", "values": ["a", "b"]},
+                        {"key": "gpu", "operator": "DoesNotExist", "values": []}
                     ],
                     "matchLabels": {"tier": "node", "app": "agent"}
                 }),
                 true,
+            ),
+            // equality.Semantic compares lists in order (recorded: the API server answers
+            // "field is immutable" for each of these, ../shared/fixtures/apiserver-verdicts).
+            (
+                "expressions reordered",
+                json!({
+                    "matchLabels": base["matchLabels"].clone(),
+                    "matchExpressions": [
+                        {"key": "gpu", "operator": "DoesNotExist"},
+                        {"key": "zone", "operator": "In", "values": ["a", "b"]}
+                    ]
+                }),
+                false,
+            ),
+            (
+                "values reordered",
+                json!({
+                    "matchLabels": base["matchLabels"].clone(),
+                    "matchExpressions": [
+                        {"key": "zone", "operator": "In", "values": ["b", "a"]},
+                        {"key": "gpu", "operator": "DoesNotExist"}
+                    ]
+                }),
+                false,
+            ),
+            (
+                "expression duplicated",
+                json!({
+                    "matchLabels": base["matchLabels"].clone(),
+                    "matchExpressions": [
+                        {"key": "zone", "operator": "In", "values": ["a", "b"]},
+                        {"key": "gpu", "operator": "DoesNotExist"},
+                        {"key": "gpu", "operator": "DoesNotExist"}
+                    ]
+                }),
+                false,
             ),
             (
                 "label value changed",
@@ -880,7 +986,24 @@ mod tests {
         assert_eq!(f.path, "/spec/selector");
         assert_eq!(
             f.message,
-            "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2); keep the old one, or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
+            "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2; keep the old one), or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
+        );
+        // A reordered list selects the same pods, so the message shows the lists as written.
+        let exprs = |order: [&str; 2]| {
+            json!({"matchLabels": {"app": "agent"}, "matchExpressions": [
+                {"key": order[0], "operator": "Exists"}, {"key": order[1], "operator": "Exists"}]})
+        };
+        let labels = json!({"app": "agent", "a": "1", "b": "1"});
+        let e = update(
+            with_selector(exprs(["a", "b"]), labels.clone()),
+            with_selector(exprs(["b", "a"]), labels),
+        );
+        let f = &e.findings[0];
+        assert_eq!(f.rule, IMMUTABLE);
+        assert!(
+            f.message.contains(r#"in order, duplicates included: they were [{"key":"a","operator":"Exists"},{"key":"b","operator":"Exists"}], now [{"key":"b","operator":"Exists"},{"key":"a","operator":"Exists"}]; restore the stored order"#),
+            "{}",
+            f.message
         );
         // Only the mutating webhook denies it.
         assert_eq!(crate::policy::mutating_denials(&e).count(), 1);

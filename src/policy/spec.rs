@@ -1,13 +1,28 @@
 //! Rule family: spec. The other rules the API server enforces on an apps/v1 DaemonSet
 //! (`ValidateDaemonSetSpec`): a DaemonSet's pods run until the DaemonSet says otherwise, so their
 //! template may not restart on failure only or carry a deadline, and counters are non-negative.
+//! And the part of the pod-template validation (`ValidatePodTemplateSpec`, `validateContainers`,
+//! `validateContainerPorts`, `validateDNSPolicy`, pkg/apis/core/validation) that manifests get
+//! wrong: containers, their names, images and ports, dnsPolicy and nodeSelector. Each finding
+//! names the field the API server names.
 
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+use super::selector::{label_key_error, label_value_error};
 use super::{Ctx, Mode, RuleInfo};
 use crate::config::Family;
 
 const RESTART_POLICY: &str = "spec-restart-policy";
 const ACTIVE_DEADLINE: &str = "spec-active-deadline";
 const NEGATIVE_VALUE: &str = "spec-negative-value";
+const CONTAINERS_MISSING: &str = "spec-containers-missing";
+const CONTAINER_NAME_INVALID: &str = "spec-container-name-invalid";
+const CONTAINER_IMAGE_INVALID: &str = "spec-container-image-invalid";
+const PORT_INVALID: &str = "spec-port-invalid";
+const DNS_POLICY_INVALID: &str = "spec-dns-policy-invalid";
+const NODE_SELECTOR_INVALID: &str = "spec-node-selector-invalid";
 
 /// Rules of this family.
 pub const RULES: &[RuleInfo] = &[
@@ -41,13 +56,343 @@ pub const RULES: &[RuleInfo] = &[
         why: "The API server rejects negative values for these counters.",
         fix: "Use 0 or more: minReadySeconds defaults to 0, revisionHistoryLimit to 10.",
     },
+    RuleInfo {
+        id: CONTAINERS_MISSING,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "spec.template.spec.containers has at least one container.",
+        why: "A pod without containers runs nothing; the API server rejects it.",
+        fix: "Add the agent's container under spec.template.spec.containers.",
+    },
+    RuleInfo {
+        id: CONTAINER_NAME_INVALID,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "Every container and init container has a name that is a DNS-1123 label and unique in the pod.",
+        why: "Names identify containers in logs, exec and status; the API server rejects a missing, malformed or repeated one.",
+        fix: "Use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (agent, log-shipper), different for every container and init container.",
+    },
+    RuleInfo {
+        id: CONTAINER_IMAGE_INVALID,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "Every container and init container sets an image, without surrounding whitespace.",
+        why: "The API server rejects a pod template whose container has no image, or one with leading or trailing whitespace.",
+        fix: "Set image to a reference such as registry.example.com/agent:1.2.3.",
+    },
+    RuleInfo {
+        id: PORT_INVALID,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "Container ports are valid: containerPort and hostPort 1-65535, names IANA service names unique in the container, protocol TCP, UDP or SCTP.",
+        why: "The API server rejects the pod template otherwise.",
+        fix: "Use a port from 1 to 65535; a name of at most 15 lowercase letters, digits and single '-' with at least one letter (metrics, http-2); protocol TCP (the default), UDP or SCTP.",
+    },
+    RuleInfo {
+        id: DNS_POLICY_INVALID,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "spec.template.spec.dnsPolicy is ClusterFirst, ClusterFirstWithHostNet, Default or None (with a dnsConfig that has nameservers).",
+        why: "The API server rejects any other value (the names are case-sensitive), and None without nameservers.",
+        fix: "Use ClusterFirstWithHostNet for a hostNetwork agent that resolves cluster names, ClusterFirst (the default) otherwise; with None, set dnsConfig.nameservers.",
+    },
+    RuleInfo {
+        id: NODE_SELECTOR_INVALID,
+        api_server_rejects: true,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "spec.template.spec.nodeSelector holds valid label keys and values.",
+        why: "The API server rejects a nodeSelector that could never match a node label.",
+        fix: "Use the node label exactly: a key is an optional DNS subdomain prefix and '/', then a name of at most 63 characters; a value is empty or at most 63 characters of [A-Za-z0-9_.-] starting and ending with a letter or digit.",
+    },
 ];
+
+/// `dnsPolicy` values the API server supports (an empty one is defaulted to ClusterFirst).
+const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+
+/// Port protocols the API server supports (an empty one is defaulted to TCP).
+const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
+
+/// `IsDNS1123Label`.
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    s.len() <= 63
+        && b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+}
+
+/// `IsValidPortName`: an IANA service name.
+fn port_name_error(name: &str) -> Option<&'static str> {
+    let b = name.as_bytes();
+    if name.len() > 15 {
+        Some("must be no more than 15 characters")
+    } else if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    {
+        Some("must contain only lowercase letters, digits and '-'")
+    } else if !b.iter().any(u8::is_ascii_lowercase) {
+        Some("must contain at least one letter")
+    } else if name.contains("--") {
+        Some("must not contain consecutive '-'")
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Some("must not begin or end with '-'")
+    } else {
+        None
+    }
+}
+
+/// One container of the template: where it is and what it is called in messages.
+struct Slot<'a> {
+    container: &'a Container,
+    pointer: String,
+    label: String,
+}
+
+fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
+    const BASE: &str = "/spec/template/spec";
+    if pod.containers.is_empty() {
+        ctx.report(
+            CONTAINERS_MISSING,
+            None,
+            format!("{BASE}/containers"),
+            "spec.template.spec.containers is empty; the API server requires at least one container: add the agent's container".into(),
+        );
+    }
+    let regular: Vec<Slot<'_>> = pod
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Slot {
+            container: c,
+            pointer: format!("{BASE}/containers/{i}"),
+            label: format!("containers[{i}]"),
+        })
+        .collect();
+    let init: Vec<Slot<'_>> = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| Slot {
+            container: c,
+            pointer: format!("{BASE}/initContainers/{i}"),
+            label: format!("initContainers[{i}]"),
+        })
+        .collect();
+    // Regular containers are checked for duplicates among themselves; init containers against
+    // the regular ones and each other (validateInitContainers).
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for slot in &regular {
+        check_container(ctx, slot, &mut names);
+    }
+    // validateHostNetwork: with hostNetwork, a container's hostPort is its containerPort
+    // (defaulting fills an unset hostPort, so only an explicit other value is wrong).
+    if pod.host_network == Some(true) {
+        for slot in &regular {
+            for (j, port) in slot.container.ports.iter().flatten().enumerate() {
+                if let Some(host) = port
+                    .host_port
+                    .filter(|h| *h != 0 && *h != port.container_port)
+                {
+                    ctx.report(
+                        PORT_INVALID,
+                        slot.container.image.as_deref(),
+                        format!("{}/ports/{j}/hostPort", slot.pointer),
+                        format!(
+                            "spec.template.spec.{}.ports[{j}].hostPort {host} differs from containerPort {}, which the API server rejects with hostNetwork: true (the pod listens on the node's port directly); remove hostPort or make it equal",
+                            slot.label, port.container_port
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for slot in &init {
+        check_container(ctx, slot, &mut names);
+    }
+
+    if let Some(policy) = pod.dns_policy.as_deref().filter(|p| !p.is_empty()) {
+        if !DNS_POLICIES.contains(&policy) {
+            let hint = DNS_POLICIES
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(policy))
+                .map(|p| format!(" (values are case-sensitive: {p})"))
+                .unwrap_or_default();
+            ctx.report(
+                DNS_POLICY_INVALID,
+                None,
+                format!("{BASE}/dnsPolicy"),
+                format!(
+                    "spec.template.spec.dnsPolicy {policy:?} is not supported; use ClusterFirst, ClusterFirstWithHostNet, Default or None{hint}"
+                ),
+            );
+        } else if policy == "None" {
+            match pod.dns_config.as_ref() {
+                None => {
+                    ctx.report(
+                        DNS_POLICY_INVALID,
+                        None,
+                        format!("{BASE}/dnsConfig"),
+                        "spec.template.spec.dnsPolicy is None but dnsConfig is not set; the API server requires dnsConfig.nameservers with None: set them, or use ClusterFirst".into(),
+                    );
+                }
+                Some(c) if c.nameservers.as_ref().is_none_or(Vec::is_empty) => {
+                    ctx.report(
+                        DNS_POLICY_INVALID,
+                        None,
+                        format!("{BASE}/dnsConfig/nameservers"),
+                        "spec.template.spec.dnsPolicy is None but dnsConfig.nameservers is empty; the API server requires at least one: add a nameserver, or use ClusterFirst".into(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    // `ValidateLabels` names the whole map.
+    for (k, v) in pod.node_selector.iter().flatten() {
+        let errors = [
+            label_key_error(k).map(|e| format!("spec.template.spec.nodeSelector: {e}")),
+            label_value_error(v).map(|e| format!("spec.template.spec.nodeSelector.{k}: {e}")),
+        ];
+        for message in errors.into_iter().flatten() {
+            ctx.report(
+                NODE_SELECTOR_INVALID,
+                None,
+                format!("{BASE}/nodeSelector"),
+                format!("{message}; use the node label exactly as the nodes carry it"),
+            );
+        }
+    }
+}
+
+fn check_container<'a>(ctx: &mut Ctx<'_>, slot: &Slot<'a>, names: &mut BTreeSet<&'a str>) {
+    let c = slot.container;
+    let at = &slot.label;
+    let image = c.image.as_deref();
+    let name_ptr = format!("{}/name", slot.pointer);
+    if c.name.is_empty() {
+        ctx.report(
+            CONTAINER_NAME_INVALID,
+            image,
+            name_ptr.clone(),
+            format!("spec.template.spec.{at}.name is not set; the API server requires a name: set one such as agent"),
+        );
+    } else if !is_dns1123_label(&c.name) {
+        ctx.report(
+            CONTAINER_NAME_INVALID,
+            image,
+            name_ptr.clone(),
+            format!(
+                "spec.template.spec.{at}.name {:?} is not a DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. {:?})",
+                c.name,
+                suggest_label(&c.name)
+            ),
+        );
+    }
+    // validateContainers checks duplicates whatever the name looks like.
+    if !names.insert(&c.name) {
+        ctx.report(
+            CONTAINER_NAME_INVALID,
+            image,
+            name_ptr.clone(),
+            format!(
+                "spec.template.spec.{at}.name {:?} is used by another container of the pod; give every container and init container its own name",
+                c.name
+            ),
+        );
+    }
+
+    match image {
+        None | Some("") => {
+            ctx.report(
+                CONTAINER_IMAGE_INVALID,
+                None,
+                format!("{}/image", slot.pointer),
+                format!("spec.template.spec.{at} has no image; the API server requires one: set image, e.g. registry.example.com/agent:1.2.3"),
+            );
+        }
+        Some(i) if i.trim() != i => {
+            ctx.report(
+                CONTAINER_IMAGE_INVALID,
+                image,
+                format!("{}/image", slot.pointer),
+                format!("spec.template.spec.{at}.image {i:?} has leading or trailing whitespace, which the API server rejects; remove it"),
+            );
+        }
+        Some(_) => {}
+    }
+
+    let mut port_names: BTreeSet<&str> = BTreeSet::new();
+    for (j, port) in c.ports.iter().flatten().enumerate() {
+        let base = format!("{}/ports/{j}", slot.pointer);
+        let here = format!("spec.template.spec.{at}.ports[{j}]");
+        let report = |ctx: &mut Ctx<'_>, field: &str, message: String| {
+            ctx.report(PORT_INVALID, image, format!("{base}/{field}"), message);
+        };
+        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+            if let Some(problem) = port_name_error(name) {
+                report(ctx, "name", format!("{here}.name {name:?} is not a valid port name: it {problem}; use e.g. metrics or http-2"));
+            } else if !port_names.insert(name) {
+                report(ctx, "name", format!("{here}.name {name:?} is used by another port of this container; give every port its own name"));
+            }
+        }
+        let numbers = [
+            ("containerPort", Some(port.container_port)),
+            ("hostPort", port.host_port.filter(|p| *p != 0)),
+        ];
+        for (field, value) in numbers {
+            match value {
+                Some(0) => report(ctx, field, format!("{here}.{field} is 0 or not set; the API server requires a port from 1 to 65535")),
+                Some(p) if !(1..=65535).contains(&p) => report(ctx, field, format!("{here}.{field} {p} is out of range; use a port from 1 to 65535")),
+                _ => {}
+            }
+        }
+        if let Some(protocol) = port.protocol.as_deref().filter(|p| !p.is_empty()) {
+            if !PROTOCOLS.contains(&protocol) {
+                let hint = PROTOCOLS
+                    .iter()
+                    .find(|p| p.eq_ignore_ascii_case(protocol))
+                    .map(|p| format!(" (protocols are case-sensitive: {p})"))
+                    .unwrap_or_default();
+                report(ctx, "protocol", format!("{here}.protocol {protocol:?} is not supported; use TCP (the default), UDP or SCTP{hint}"));
+            }
+        }
+    }
+}
+
+/// A DNS-1123 label close to `name`, for messages.
+fn suggest_label(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .collect();
+    out = out.trim_matches('-').chars().take(63).collect();
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "agent".into()
+    } else {
+        out
+    }
+}
 
 pub(crate) fn check(ctx: &mut Ctx<'_>) {
     let Some(spec) = ctx.req.object.spec.as_ref() else {
         return;
     };
     if let Some(pod) = spec.template.spec.as_ref() {
+        check_pod(ctx, pod);
         // The API server defaults an empty restartPolicy to Always before validating.
         if let Some(policy) = pod
             .restart_policy
@@ -103,6 +448,207 @@ mod tests {
             .into_iter()
             .filter(|id| id.starts_with("spec-"))
             .collect()
+    }
+
+    /// Pod-template validation as pkg/apis/core/validation does it; each case is
+    /// (what, patch of the clean DaemonSet's pod spec, expected (rule, pointer) findings). The
+    /// recorded API server verdicts of ../shared/fixtures/apiserver-verdicts cover the first ones.
+    #[test]
+    fn pod_template_validation() {
+        const C0: &str = "/spec/template/spec/containers/0";
+        let agent = json!({"name": "agent", "image": "example.com/agent:1.0",
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}});
+        let with = |field: &str, value: Value| {
+            let mut c = agent.clone();
+            c[field] = value;
+            json!({"containers": [c]})
+        };
+        type Case<'a> = (&'a str, Value, Vec<(&'a str, String)>);
+        let cases: Vec<Case<'_>> = vec![
+            ("clean", json!({"containers": [agent.clone()]}), vec![]),
+            (
+                "no containers",
+                json!({"containers": []}),
+                vec![(CONTAINERS_MISSING, "/spec/template/spec/containers".into())],
+            ),
+            (
+                "empty name",
+                with("name", json!("")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "uppercase name",
+                with("name", json!("Agent")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "underscore",
+                with("name", json!("agent_1")),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "64 characters",
+                with("name", json!("a".repeat(64))),
+                vec![(CONTAINER_NAME_INVALID, format!("{C0}/name"))],
+            ),
+            (
+                "duplicate",
+                json!({"containers": [agent.clone(), agent.clone()]}),
+                vec![(
+                    CONTAINER_NAME_INVALID,
+                    "/spec/template/spec/containers/1/name".into(),
+                )],
+            ),
+            (
+                "init named like a container",
+                json!({"containers": [agent.clone()], "initContainers": [agent.clone()]}),
+                vec![(
+                    CONTAINER_NAME_INVALID,
+                    "/spec/template/spec/initContainers/0/name".into(),
+                )],
+            ),
+            (
+                "no image",
+                with("image", Value::Null),
+                vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))],
+            ),
+            (
+                "image with a space",
+                with("image", json!("agent:1 ")),
+                vec![(CONTAINER_IMAGE_INVALID, format!("{C0}/image"))],
+            ),
+            (
+                "port 65536",
+                with("ports", json!([{"containerPort": 65536}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "port -1",
+                with("ports", json!([{"containerPort": -1}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "port 0",
+                with("ports", json!([{"containerPort": 0}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/containerPort"))],
+            ),
+            (
+                "hostPort 70000",
+                with("ports", json!([{"containerPort": 80, "hostPort": 70000}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/hostPort"))],
+            ),
+            (
+                "good ports",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "http-2", "protocol": "UDP"}, {"containerPort": 81, "name": "metrics"}]),
+                ),
+                vec![],
+            ),
+            (
+                "port name too long",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "a".repeat(16)}]),
+                ),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "port name digits only",
+                with("ports", json!([{"containerPort": 80, "name": "8080"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "port name double dash",
+                with("ports", json!([{"containerPort": 80, "name": "a--b"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/name"))],
+            ),
+            (
+                "duplicate port name",
+                with(
+                    "ports",
+                    json!([{"containerPort": 80, "name": "web"}, {"containerPort": 81, "name": "web"}]),
+                ),
+                vec![(PORT_INVALID, format!("{C0}/ports/1/name"))],
+            ),
+            (
+                "hostNetwork, other hostPort",
+                json!({"containers": [{"name": "a", "image": "a", "ports": [{"containerPort": 80, "hostPort": 8080}]}], "hostNetwork": true}),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/hostPort"))],
+            ),
+            (
+                "hostNetwork, same or no hostPort",
+                json!({"containers": [{"name": "a", "image": "a", "ports": [{"containerPort": 80, "hostPort": 80}, {"containerPort": 81}]}], "hostNetwork": true}),
+                vec![],
+            ),
+            (
+                "protocol lowercase",
+                with("ports", json!([{"containerPort": 80, "protocol": "tcp"}])),
+                vec![(PORT_INVALID, format!("{C0}/ports/0/protocol"))],
+            ),
+            (
+                "dnsPolicy wrong case",
+                json!({"containers": [agent.clone()], "dnsPolicy": "clusterfirst"}),
+                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsPolicy".into())],
+            ),
+            (
+                "dnsPolicy None without config",
+                json!({"containers": [agent.clone()], "dnsPolicy": "None"}),
+                vec![(DNS_POLICY_INVALID, "/spec/template/spec/dnsConfig".into())],
+            ),
+            (
+                "dnsPolicy None with nameservers",
+                json!({"containers": [agent.clone()], "dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}),
+                vec![],
+            ),
+            (
+                "dnsPolicy ClusterFirstWithHostNet",
+                json!({"containers": [agent.clone()], "dnsPolicy": "ClusterFirstWithHostNet"}),
+                vec![],
+            ),
+            (
+                "nodeSelector bad key",
+                json!({"containers": [agent.clone()], "nodeSelector": {"bad key": "x"}}),
+                vec![(
+                    NODE_SELECTOR_INVALID,
+                    "/spec/template/spec/nodeSelector".into(),
+                )],
+            ),
+            (
+                "nodeSelector bad value",
+                json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux!"}}),
+                vec![(
+                    NODE_SELECTOR_INVALID,
+                    "/spec/template/spec/nodeSelector".into(),
+                )],
+            ),
+            (
+                "nodeSelector good",
+                json!({"containers": [agent.clone()], "nodeSelector": {"kubernetes.io/os": "linux", "x": ""}}),
+                vec![],
+            ),
+        ];
+        for (what, pod, want) in cases {
+            let mut v = clean();
+            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
+            let security = v["spec"]["template"]["spec"]["securityContext"].clone();
+            v["spec"]["template"]["spec"] = pod;
+            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
+            v["spec"]["template"]["spec"]["securityContext"] = security;
+            let e = eval(v);
+            let got: Vec<(&str, String)> = e
+                .findings
+                .iter()
+                .filter(|f| f.rule.starts_with("spec-"))
+                .map(|f| (f.rule, f.path.clone()))
+                .collect();
+            assert_eq!(got, want, "{what}");
+            assert!(e
+                .findings
+                .iter()
+                .filter(|f| f.rule.starts_with("spec-"))
+                .all(|f| f.denies() && !f.message.is_empty()));
+        }
     }
 
     #[test]

@@ -306,9 +306,11 @@ fn shape_problems(t: &Toleration) -> Vec<(&'static str, String)> {
         ));
     }
 
+    // The API server names `effect` for a misplaced tolerationSeconds, and `operator` for a bad
+    // value (validateTolerations), so these fields are the ones reported.
     if t.toleration_seconds.is_some() && effect != "NoExecute" {
         out.push((
-            "tolerationSeconds",
+            "effect",
             format!(
                 ".tolerationSeconds is only allowed with effect NoExecute (effect is {}); remove \
                  it or set effect: NoExecute",
@@ -325,7 +327,7 @@ fn shape_problems(t: &Toleration) -> Vec<(&'static str, String)> {
         "" | "Equal" => {
             if let Some(problem) = label_value_problem(value) {
                 out.push((
-                    "value",
+                    "operator",
                     format!(".value {value:?} is not a valid taint value: {problem}"),
                 ));
             }
@@ -333,7 +335,7 @@ fn shape_problems(t: &Toleration) -> Vec<(&'static str, String)> {
         "Exists" => {
             if !value.is_empty() {
                 out.push((
-                    "value",
+                    "operator",
                     format!(
                         " has operator Exists and value {value:?}, which the API server rejects; \
                          remove the value (Exists matches any value) or use operator: Equal"
@@ -859,20 +861,20 @@ mod tests {
             (json!({"operator": "Exists"}), vec![]),
             (json!({"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": -5}), vec![]),
             (json!({"key": "a", "value": ""}), vec![]),
-            (json!({"key": "a", "operator": "Exists", "value": "b"}), vec![("value", " has operator Exists and value \"b\"")]),
+            (json!({"key": "a", "operator": "Exists", "value": "b"}), vec![("operator", " has operator Exists and value \"b\"")]),
             (json!({"effect": "NoSchedule"}), vec![("operator", " has no key, which needs operator Exists")]),
             (json!({"operator": "Equal", "value": "x"}), vec![("operator", "use operator: Exists instead of \"Equal\"")]),
             (json!({"key": "a", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 10}),
-                vec![("tolerationSeconds", ".tolerationSeconds is only allowed with effect NoExecute (effect is \"NoSchedule\")")]),
-            (json!({"key": "a", "operator": "Exists", "tolerationSeconds": 10}), vec![("tolerationSeconds", "(effect is empty)")]),
+                vec![("effect", ".tolerationSeconds is only allowed with effect NoExecute (effect is \"NoSchedule\")")]),
+            (json!({"key": "a", "operator": "Exists", "tolerationSeconds": 10}), vec![("effect", "(effect is empty)")]),
             (json!({"key": "a", "operator": "In", "value": "b"}), vec![("operator", ".operator \"In\" is not supported; use Exists or Equal")]),
             (json!({"key": "a", "operator": "exists"}), vec![("operator", "(operators are case-sensitive: Exists)")]),
             (json!({"key": "a", "operator": "Gt", "value": "5"}), vec![("operator", "TaintTolerationComparisonOperators")]),
             (json!({"key": "a", "operator": "Exists", "effect": "NoScheduled"}), vec![("effect", ".effect \"NoScheduled\" is not supported")]),
             (json!({"key": "a", "operator": "Exists", "effect": "noschedule"}), vec![("effect", "(effects are case-sensitive: NoSchedule)")]),
-            (json!({"key": "a", "value": "has space"}), vec![("value", ".value \"has space\" is not a valid taint value")]),
-            (json!({"key": "a", "value": "-x"}), vec![("value", "start and end with an alphanumeric")]),
-            (json!({"key": "a", "value": "x".repeat(64)}), vec![("value", "no more than 63 characters")]),
+            (json!({"key": "a", "value": "has space"}), vec![("operator", ".value \"has space\" is not a valid taint value")]),
+            (json!({"key": "a", "value": "-x"}), vec![("operator", "start and end with an alphanumeric")]),
+            (json!({"key": "a", "value": "x".repeat(64)}), vec![("operator", "no more than 63 characters")]),
             (json!({"key": "a b", "operator": "Exists"}), vec![("key", ".key \"a b\" is not a valid taint key: the name part must consist")]),
             (json!({"key": "/a", "operator": "Exists"}), vec![("key", "the prefix before '/' must be non-empty")]),
             (json!({"key": "a/", "operator": "Exists"}), vec![("key", "the name part must be non-empty")]),
@@ -883,7 +885,7 @@ mod tests {
             (json!({"key": format!("{}/a", "a".repeat(254)), "operator": "Exists"}), vec![("key", "no more than 253 characters")]),
             // Several problems at once are each reported.
             (json!({"operator": "Exists", "value": "v", "effect": "Never", "tolerationSeconds": 1}),
-                vec![("tolerationSeconds", "only allowed with effect NoExecute"), ("value", "has operator Exists"), ("effect", "not supported")]),
+                vec![("effect", "only allowed with effect NoExecute"), ("operator", "has operator Exists"), ("effect", "not supported")]),
         ];
         for (t, want) in cases {
             let parsed = toleration(t.clone());
@@ -906,7 +908,8 @@ mod tests {
         let fs = family(&e);
         assert_eq!(fs.len(), 1, "{fs:#?}");
         assert_eq!(fs[0].rule, INVALID);
-        assert_eq!(fs[0].path, "/spec/template/spec/tolerations/1/value");
+        // The API server names `operator` for this (validateTolerations).
+        assert_eq!(fs[0].path, "/spec/template/spec/tolerations/1/operator");
         assert!(fs[0]
             .message
             .starts_with("tolerations[1] has operator Exists and value \"b\""));
