@@ -53,6 +53,13 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         return;
     };
     let namespace = ctx.namespace;
+    // Only a manifest names no namespace (the API server fills it in before admission): say which
+    // one the advice assumes, since `kubectl apply -n` or Helm may put it elsewhere.
+    let assumed = if ctx.req.object.metadata.namespace.is_none() {
+        format!(" (the manifest names no namespace; this assumes it is applied to {namespace:?})")
+    } else {
+        String::new()
+    };
     let class = pod.priority_class_name.as_deref().unwrap_or("");
     if class.is_empty() {
         let advice = if namespace == SYSTEM_NAMESPACE {
@@ -67,7 +74,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             None,
             "/spec/template/spec/priorityClassName".into(),
             format!(
-                "the pod template has no priorityClassName: on a full node the agent's pod cannot preempt anything and stays Pending, and under node pressure it is evicted first; {advice}"
+                "the pod template has no priorityClassName: on a full node the agent's pod cannot preempt anything and stays Pending, and under node pressure it is evicted first; {advice}{assumed}"
             ),
         );
         return;
@@ -78,7 +85,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             None,
             "/spec/template/spec/priorityClassName".into(),
             format!(
-                "priorityClassName {class} in namespace {namespace:?}: clusters that limit the system priority classes through ResourceQuota admission (GKE does by default) reject every pod of this DaemonSet with \"insufficient quota to match these scopes\" unless a ResourceQuota in {namespace:?} has scopeSelector PriorityClass In [{class}], and older API servers allow it only in kube-system; add that ResourceQuota or use a PriorityClass of your own"
+                "priorityClassName {class} in namespace {namespace:?}: clusters that limit the system priority classes through ResourceQuota admission (GKE does by default) reject every pod of this DaemonSet with \"insufficient quota to match these scopes\" unless a ResourceQuota in {namespace:?} has scopeSelector PriorityClass In [{class}], and older API servers allow it only in kube-system; add that ResourceQuota or use a PriorityClass of your own{assumed}"
             ),
         );
     }
