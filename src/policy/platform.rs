@@ -313,16 +313,16 @@ pub(crate) fn windows_evidence(pod: &PodSpec) -> Vec<(String, &'static str)> {
     out
 }
 
-/// `hostPID (at ...)`, with a count of the rest.
-fn describe(evidence: &[(String, &'static str)]) -> String {
-    let (pointer, what) = &evidence[0];
+/// `hostPID (at ...)`, with a count of the rest; `os` names the kind of setting.
+fn describe(evidence: &[(String, &'static str)], os: &str) -> String {
+    let Some((pointer, what)) = evidence.first() else {
+        return String::new();
+    };
     let first = format!("{what} (at {})", super::field_path(pointer));
     match evidence.len() {
         1 => first,
-        n => format!(
-            "{first} and {} more Linux- or Windows-only setting(s)",
-            n - 1
-        ),
+        2 => format!("{first} and 1 more {os}-only setting"),
+        n => format!("{first} and {} more {os}-only settings", n - 1),
     }
 }
 
@@ -336,7 +336,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     if !linux.is_empty() && windows.is_empty() && schedulable_on(pod, "windows") {
         let message = format!(
             "the pod template can only run on Linux, it sets {}, but no kubernetes.io/os node selector or required node affinity keeps it off Windows nodes: in a cluster with Windows nodes the DaemonSet starts a pod there that cannot run. Add nodeSelector: {{kubernetes.io/os: linux}}",
-            describe(&linux)
+            describe(&linux, "Linux")
         );
         let path = "/spec/template/spec/nodeSelector".to_string();
         if ctx.mutates(Family::Platform) {
@@ -359,7 +359,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             "/spec/template/spec/nodeSelector".into(),
             format!(
                 "the pod template can only run on Windows, it sets {}, but no kubernetes.io/os node selector or required node affinity keeps it off Linux nodes: the DaemonSet starts a pod on every Linux node that cannot run there. Add nodeSelector: {{kubernetes.io/os: windows}}",
-                describe(&windows)
+                describe(&windows, "Windows")
             ),
         );
     }
