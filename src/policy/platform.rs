@@ -330,10 +330,17 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     let Some(pod) = ctx.pod_spec() else {
         return;
     };
+    // Only a template open to nodes of both OSes is unpinned. One pinned to an OS, or declaring
+    // one in spec.os, contradicts the other OS's evidence at worst: that is not a missing
+    // selector, and pinning it to the other OS would move it (or make the kubelet reject it).
+    if !schedulable_on(pod, "linux") || !schedulable_on(pod, "windows") {
+        return;
+    }
+    let declared = pod.os.as_ref().map(|os| os.name.as_str());
     let linux = linux_evidence(pod);
     let windows = windows_evidence(pod);
     // A template with both kinds of evidence is contradictory or meant for both; say nothing.
-    if !linux.is_empty() && windows.is_empty() && schedulable_on(pod, "windows") {
+    if !linux.is_empty() && windows.is_empty() && declared != Some("windows") {
         let message = format!(
             "the pod template can only run on Linux, it sets {}, but no kubernetes.io/os node selector or required node affinity keeps it off Windows nodes: in a cluster with Windows nodes the DaemonSet starts a pod there that cannot run. Add nodeSelector: {{kubernetes.io/os: linux}}",
             describe(&linux, "Linux")
@@ -352,7 +359,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             ctx.report(LINUX_UNPINNED, None, path, message);
         }
     }
-    if !windows.is_empty() && linux.is_empty() && schedulable_on(pod, "linux") {
+    if !windows.is_empty() && linux.is_empty() && declared != Some("linux") {
         ctx.report(
             WINDOWS_UNPINNED,
             None,
@@ -623,6 +630,26 @@ mod tests {
                 s["hostPID"] = json!(true);
                 s["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}]}]}}});
             }),
+            // Pinned to the other OS, or declaring it: a contradiction, not a missing selector
+            // (and mutation must never flip the selector to linux).
+            with(|s| {
+                s["hostPID"] = json!(true);
+                s["nodeSelector"] = json!({"kubernetes.io/os": "windows"});
+            }),
+            with(|s| {
+                s["hostPID"] = json!(true);
+                s["os"] = json!({"name": "windows"});
+            }),
+            with(|s| {
+                s["containers"][0]["securityContext"] =
+                    json!({"windowsOptions": {"runAsUserName": "ContainerUser"}});
+                s["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+            }),
+            with(|s| {
+                s["containers"][0]["securityContext"] =
+                    json!({"windowsOptions": {"runAsUserName": "ContainerUser"}});
+                s["os"] = json!({"name": "linux"});
+            }),
             // Both kinds of evidence: meant for both, or contradictory.
             with(|s| {
                 s["hostPID"] = json!(true);
@@ -634,8 +661,17 @@ mod tests {
                 s["nodeSelector"] = json!({"kubernetes.io/os": "windows"});
             }),
         ];
+        let mut p = Policy::default();
+        p.mutations.platform = true;
         for v in cases {
-            assert!(platform_ids(&eval(v.clone())).is_empty(), "{v}");
+            let e = eval_with(v.clone(), &p);
+            assert!(platform_ids(&e).is_empty(), "{v}");
+            assert!(
+                e.patch
+                    .iter()
+                    .all(|op| !op.path().to_string().contains("nodeSelector")),
+                "{v}"
+            );
         }
     }
 
