@@ -693,6 +693,39 @@ mod tests {
     }
 
     #[test]
+    fn windows_only_agents_need_no_control_plane_toleration() {
+        // Control-plane nodes are Linux nodes, so the Windows agent cannot run there. (A Windows
+        // node selector already keeps it off them; spec.os and windowsOptions do not steer the
+        // scheduler, but the kubelet of a Linux node rejects such a pod.)
+        let cp = "tolerations-control-plane-missing";
+        let variants = [
+            json!({"os": {"name": "windows"}}),
+            json!({"securityContext": {"windowsOptions": {"hostProcess": true}}, "hostNetwork": true}),
+            json!({"nodeSelector": {"kubernetes.io/os": "windows"}}),
+        ];
+        for extra in variants {
+            let windows = with(|s| {
+                let s = s.as_object_mut().unwrap();
+                s.remove("tolerations");
+                s.remove("securityContext");
+                for (k, v) in extra.as_object().unwrap() {
+                    s.insert(k.clone(), v.clone());
+                }
+                s["containers"][0]["securityContext"] = json!({"runAsNonRoot": true});
+            });
+            let e = eval(windows);
+            assert!(!ids(&e).contains(&cp), "{extra}: {:?}", e.findings);
+            assert!(e.patch.is_empty(), "{extra}: {:?}", e.patch);
+        }
+        // Control: the same template selecting Linux nodes gets the toleration.
+        let linux = with(|s| {
+            s.as_object_mut().unwrap().remove("tolerations");
+            s["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+        });
+        assert!(ids(&eval(linux)).contains(&cp));
+    }
+
+    #[test]
     fn exempt_by_config_and_annotation() {
         let v = with(|s| s["hostPID"] = json!(true));
         let p = Policy::from_yaml(
