@@ -129,18 +129,19 @@ fn batch_text(
     let (Ok(unavailable), Ok(surge)) = (unavailable, surge) else {
         return "the rollout replaces pods node after node".into();
     };
-    let (field, value) = if unavailable.is_zero() {
-        ("maxSurge", surge)
+    let (field, value, set) = if unavailable.is_zero() {
+        ("maxSurge", surge, max_surge.is_some())
     } else {
-        ("maxUnavailable", unavailable)
+        ("maxUnavailable", unavailable, max_unavailable.is_some())
     };
+    let default = if set { "" } else { " (the default)" };
     let step = value.scaled(nodes).min(u64::from(nodes));
     if step == 0 {
         return "the rollout replaces pods node after node".into();
     }
     let steps = u64::from(nodes).div_ceil(step);
     format!(
-        "with {field} {value} the rollout replaces the agent on {step} of {nodes} nodes at a time ({steps} step(s) for the whole cluster, each as long as a pod takes to start)"
+        "with {field} {value}{default} the rollout replaces the agent on {step} of {nodes} nodes at a time ({steps} step(s) for the whole cluster, each as long as a pod takes to start)"
     )
 }
 
@@ -290,7 +291,8 @@ mod tests {
     fn ungated_message_says_how_far_a_rollout_goes() {
         // 100 reference nodes (default policy).
         let cases = [
-            (json!({"type": "RollingUpdate"}), "with maxUnavailable 1 the rollout replaces the agent on 1 of 100 nodes at a time (100 step(s)"),
+            (json!({"type": "RollingUpdate"}), "with maxUnavailable 1 (the default) the rollout replaces the agent on 1 of 100 nodes at a time (100 step(s)"),
+            (json!({"rollingUpdate": {"maxUnavailable": 1}}), "with maxUnavailable 1 the rollout replaces the agent on 1 of 100 nodes at a time (100 step(s)"),
             (json!({"rollingUpdate": {"maxUnavailable": "10%"}}), "with maxUnavailable 10% the rollout replaces the agent on 10 of 100 nodes at a time (10 step(s)"),
             (json!({"rollingUpdate": {"maxUnavailable": "33%"}}), "on 33 of 100 nodes at a time (4 step(s)"),
             (json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 5}}), "with maxSurge 5 the rollout replaces the agent on 5 of 100 nodes"),
