@@ -74,6 +74,7 @@ impl Policies {
             resources: false,
             tolerations: false,
             security: false,
+            platform: false,
         };
         Policies {
             mutating: policy,

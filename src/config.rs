@@ -42,6 +42,8 @@ pub struct Mutations {
     pub resources: bool,
     pub tolerations: bool,
     pub security: bool,
+    /// Adds `nodeSelector: {kubernetes.io/os: linux}` to templates that can only run on Linux.
+    pub platform: bool,
 }
 
 impl Default for Mutations {
@@ -50,6 +52,7 @@ impl Default for Mutations {
             resources: true,
             tolerations: true,
             security: true,
+            platform: false,
         }
     }
 }
@@ -117,6 +120,8 @@ pub struct SecurityConfig {
     pub allowed_capabilities: Vec<String>,
     pub mutate_run_as_non_root: bool,
     pub mutate_read_only_root_filesystem: bool,
+    /// Every image must be pinned by digest (rule image-digest-missing).
+    pub require_image_digest: bool,
 }
 
 impl Default for SecurityConfig {
@@ -125,6 +130,7 @@ impl Default for SecurityConfig {
             allowed_capabilities: vec!["NET_BIND_SERVICE".into()],
             mutate_run_as_non_root: false,
             mutate_read_only_root_filesystem: false,
+            require_image_digest: false,
         }
     }
 }
@@ -394,7 +400,13 @@ impl Policy {
             Family::Resources => self.mutations.resources,
             Family::Tolerations => self.mutations.tolerations,
             Family::Security => self.mutations.security,
-            Family::Spec | Family::Selector | Family::Rollout => false,
+            Family::Platform => self.mutations.platform,
+            Family::Spec
+            | Family::Selector
+            | Family::Rollout
+            | Family::Health
+            | Family::Priority
+            | Family::Image => false,
         }
     }
 

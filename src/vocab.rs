@@ -81,6 +81,10 @@ pub enum Family {
     Spec,
     Selector,
     Rollout,
+    Health,
+    Platform,
+    Priority,
+    Image,
 }
 
 impl Family {
@@ -92,6 +96,10 @@ impl Family {
             Family::Spec => "spec",
             Family::Selector => "selector",
             Family::Rollout => "rollout",
+            Family::Health => "health",
+            Family::Platform => "platform",
+            Family::Priority => "priority",
+            Family::Image => "image",
         }
     }
 }

@@ -177,9 +177,10 @@ fn daemonset() -> impl Strategy<Value = Value> {
         any::<bool>(),
         opt(prop_oneof![Just("kube-system"), Just("monitoring")]),
         opt(any::<bool>()),
+        opt(prop_oneof![Just("linux"), Just("windows")]),
     )
         .prop_map(
-            |(containers, inits, tolerations, rolling, strategy, host_network, selector_matches, ns, windows)| {
+            |(containers, inits, tolerations, rolling, strategy, host_network, selector_matches, ns, windows, os_selector)| {
                 // Container names must be unique within a pod.
                 let name = |mut c: Value, prefix: &str, i: usize| {
                     c["name"] = json!(format!("{prefix}-{i}"));
@@ -199,6 +200,9 @@ fn daemonset() -> impl Strategy<Value = Value> {
                 }
                 if let Some(w) = windows {
                     pod["os"] = json!({"name": if w { "windows" } else { "linux" }});
+                }
+                if let Some(os) = os_selector {
+                    pod["nodeSelector"] = json!({"kubernetes.io/os": os});
                 }
                 let mut spec = json!({
                     "selector": {"matchLabels": {"app": "agent"}},
@@ -237,6 +241,7 @@ fn policies() -> Vec<Policy> {
     let mut all = Policy::default();
     all.security.mutate_run_as_non_root = true;
     all.security.mutate_read_only_root_filesystem = true;
+    all.mutations.platform = true;
     let none = Policy::from_yaml(
         "mutations: {resources: false, tolerations: false, security: false}\n",
         "p",

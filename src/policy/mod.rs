@@ -2,6 +2,10 @@
 //! JSONPatch operations out. Pure: no I/O, no HTTP, no globals. The admission server, the lint
 //! endpoint and the CLI all call [`evaluate`], so they can never disagree.
 
+pub mod health;
+pub mod image;
+pub mod platform;
+pub mod priority;
 pub mod quantity;
 pub mod resources;
 pub mod rollout;
@@ -81,6 +85,10 @@ pub fn rules() -> impl Iterator<Item = &'static RuleInfo> {
         .chain(spec::RULES)
         .chain(selector::RULES)
         .chain(rollout::RULES)
+        .chain(health::RULES)
+        .chain(platform::RULES)
+        .chain(priority::RULES)
+        .chain(image::RULES)
 }
 
 /// Looks a rule up by id. Every id starts with its family's name, which picks the one table to
@@ -93,6 +101,10 @@ pub fn rule(id: &str) -> Option<&'static RuleInfo> {
         "spec" => spec::RULES,
         "selector" => selector::RULES,
         "rollout" => rollout::RULES,
+        "health" => health::RULES,
+        "platform" => platform::RULES,
+        "priority" => priority::RULES,
+        "image" => image::RULES,
         _ => return None,
     };
     table.iter().find(|r| r.id == id)
@@ -121,6 +133,10 @@ pub fn evaluate(req: &Request<'_>, policy: &Policy) -> Evaluation {
     resources::check(&mut ctx);
     tolerations::check(&mut ctx);
     security::check(&mut ctx);
+    health::check(&mut ctx);
+    platform::check(&mut ctx);
+    priority::check(&mut ctx);
+    image::check(&mut ctx);
     ctx.out
 }
 
@@ -438,9 +454,13 @@ pub(crate) mod testing {
                     "spec": {
                         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "runAsNonRoot": true},
                         "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+                        "priorityClassName": "node-agent",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
                         "containers": [{
                             "name": "agent",
                             "image": "example.com/agent:1.0",
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                             "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
                             "securityContext": {
                                 "allowPrivilegeEscalation": false,

@@ -187,7 +187,9 @@ fn is_unconfined(p: &SeccompProfile) -> bool {
 }
 
 /// Where the pod runs Windows: Linux-only fields are forbidden (`spec.os.name: windows`) or
-/// ignored (hostProcess containers), so they are neither checked nor set.
+/// ignored (Windows nodes, hostProcess containers), so they are neither checked nor set. A pod is
+/// Windows when [`super::platform::windows_only`] says so: declared, selected by node label, or
+/// by its Windows-only security fields.
 struct Platform {
     windows_pod: bool,
     pod_host_process: Option<bool>,
@@ -224,7 +226,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         return;
     };
     let platform = Platform {
-        windows_pod: pod.os.as_ref().is_some_and(|os| os.name == "windows"),
+        windows_pod: super::platform::windows_only(pod),
         pod_host_process: pod
             .security_context
             .as_ref()

@@ -113,7 +113,11 @@ fn check_control_plane(ctx: &mut Ctx<'_>, spec: &PodSpec, tolerations: &[Tolerat
             missing.push(taint);
         }
     }
-    if missing.is_empty() || excludes_control_plane(spec, &config.control_plane_node_labels) {
+    // The control plane runs only on Linux nodes: a Windows-only agent never runs there.
+    if missing.is_empty()
+        || excludes_control_plane(spec, &config.control_plane_node_labels)
+        || super::platform::windows_only(spec)
+    {
         return;
     }
     let names = missing
