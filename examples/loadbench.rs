@@ -581,9 +581,15 @@ async fn measure(
         None => (endpoint, 0),
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The flood runs on a runtime of its own, so that its clients do not delay the measured
+    // ones inside this process (in a cluster they would be other pods).
+    let flood_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let flooders: Vec<_> = (0..flood)
         .map(|_| {
-            tokio::spawn(lint_flood_worker(
+            flood_rt.spawn(lint_flood_worker(
                 setup.tls(Proto::H2).clone(),
                 server.addr,
                 setup.lint_body.clone(),
@@ -623,6 +629,7 @@ async fn measure(
             *counts.entry(k).or_default() += v;
         }
     }
+    flood_rt.shutdown_background();
     if flood > 0 {
         println!(
             "    /lint flood x{flood} during {} {endpoint}: {counts:?}; server RSS {:.1} MiB, peak {:.1} MiB",
