@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use daemonset_guard::server::lint_pool::LINT_BYTES_PER_BODY_BYTE;
 use reliability_support::*;
 use tokio::io::AsyncWriteExt;
 
@@ -83,8 +84,8 @@ async fn a_lint_flood_stays_within_half_the_charts_memory_limit() {
     let half = chart_memory_limit_kib() / 2;
     let server = Server::start(Opts::default());
     let base = server.rss_kib();
-    // Default --lint-memory-bytes 64 MiB at 40 bytes per body byte.
-    let fits = corpus_stream(64 * 1024 * 1024 / 40);
+    // The largest body the default --lint-memory-bytes (64 MiB) admits.
+    let fits = corpus_stream(64 * 1024 * 1024 / LINT_BYTES_PER_BODY_BYTE);
     let large = corpus_stream(3_000_000);
     assert!(large.len() > 2_900_000);
 
