@@ -93,6 +93,14 @@ struct Args {
     /// Worker threads of the load generator (the servers use their own defaults).
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// Clients posting a large manifest stream to `/lint` back to back (each on its own HTTP/2
+    /// connection, ignoring 503s) while the endpoints named `ENDPOINT+lintflood` (e.g.
+    /// `validate+lintflood`) are measured.
+    #[arg(long, default_value_t = 64)]
+    lint_flood: usize,
+    /// Body of the `/lint` flood (default: the shared DaemonSet corpus repeated to 3 MB).
+    #[arg(long)]
+    lint_body: Option<PathBuf>,
     /// Keep the servers' logs here instead of a temporary directory.
     #[arg(long)]
     log_dir: Option<PathBuf>,
@@ -157,6 +165,7 @@ struct Setup {
     tls_h2: TlsConnector,
     body: Bytes,
     uid: String,
+    lint_body: Bytes,
 }
 
 impl Setup {
@@ -567,6 +576,27 @@ async fn measure(
     endpoint: &str,
     tally: &mut Tally,
 ) -> anyhow::Result<()> {
+    let (endpoint, flood) = match endpoint.strip_suffix("+lintflood") {
+        Some(e) => (e, args.lint_flood),
+        None => (endpoint, 0),
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The flood runs on a runtime of its own, so that its clients do not delay the measured
+    // ones inside this process (in a cluster they would be other pods).
+    let flood_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let flooders: Vec<_> = (0..flood)
+        .map(|_| {
+            flood_rt.spawn(lint_flood_worker(
+                setup.tls(Proto::H2).clone(),
+                server.addr,
+                setup.lint_body.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
     let conns = connect_workers(setup.tls(proto), server.addr, proto, concurrency).await?;
     let path: Arc<str> = format!("/{endpoint}{QUERY}").into();
     let conns = phase(
@@ -592,7 +622,84 @@ async fn measure(
     .await?;
     tally.cpu += cpu_seconds(server.pid())? - cpu_before;
     drop(conns);
+    stop.store(true, Ordering::Relaxed);
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for f in flooders {
+        for (k, v) in f.await? {
+            *counts.entry(k).or_default() += v;
+        }
+    }
+    flood_rt.shutdown_background();
+    if flood > 0 {
+        println!(
+            "    /lint flood x{flood} during {} {endpoint}: {counts:?}; server RSS {:.1} MiB, peak {:.1} MiB",
+            proto.name(),
+            status_kib(server.pid(), "VmRSS")? as f64 / 1024.0,
+            status_kib(server.pid(), "VmHWM")? as f64 / 1024.0
+        );
+    }
     Ok(())
+}
+
+/// Posts `body` to `/lint` back to back on one HTTP/2 connection (a new one after an error)
+/// until `stop`; returns the count of each answer.
+async fn lint_flood_worker(
+    tls: TlsConnector,
+    addr: SocketAddr,
+    body: Bytes,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut conn = None;
+    while !stop.load(Ordering::Relaxed) {
+        let c = match conn.take() {
+            Some(c) => c,
+            None => match Conn::open(&tls, addr, Proto::H2).await {
+                Ok(c) => c,
+                Err(_) => {
+                    *counts.entry("connect error".to_string()).or_default() += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let mut c = c;
+        let outcome = match c.request(Method::POST, "/lint", body.clone()) {
+            Ok(req) => match tokio::time::timeout(REQUEST_TIMEOUT, c.send(req)).await {
+                Ok(Ok((status, _))) => {
+                    conn = Some(c);
+                    status.as_u16().to_string()
+                }
+                Ok(Err(_)) => "error".to_string(),
+                Err(_) => "timeout".to_string(),
+            },
+            Err(_) => "error".to_string(),
+        };
+        *counts.entry(outcome).or_default() += 1;
+    }
+    counts
+}
+
+/// The shared DaemonSet corpus as one YAML stream, repeated to at least 3 MB.
+fn corpus_stream() -> anyhow::Result<Bytes> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/daemonsets");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut one = String::new();
+    for f in &files {
+        one.push_str("---\n");
+        one.push_str(&std::fs::read_to_string(f)?);
+        one.push('\n');
+    }
+    let mut out = String::new();
+    while out.len() < 3_000_000 {
+        out.push_str(&one);
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Sends one request per endpoint and checks the reply is a real AdmissionReview for our uid.
@@ -758,6 +865,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tls_h2: client_tls(&ca_pem, Proto::H2)?,
         body,
         uid,
+        lint_body: match &args.lint_body {
+            Some(p) => {
+                Bytes::from(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+            }
+            None => corpus_stream()?,
+        },
     };
     let targets: Vec<(Kind, &str)> = std::iter::once((Kind::Baseline, "validate"))
         .chain(args.endpoints.iter().map(|e| (Kind::Guard, e.as_str())))
@@ -805,7 +918,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ];
     println!("sanity check (daemonset-guard's replies to the fixture):");
     sanity_check(&setup, &baseline, &["validate".to_string()]).await?;
-    sanity_check(&setup, &guard, &args.endpoints).await?;
+    let plain: Vec<String> = args
+        .endpoints
+        .iter()
+        .map(|e| e.trim_end_matches("+lintflood").to_string())
+        .collect();
+    sanity_check(&setup, &guard, &plain).await?;
 
     let mut results: Vec<(Proto, usize, Vec<Tally>)> = Vec::new();
     for &proto in &args.protocols {

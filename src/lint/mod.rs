@@ -301,11 +301,19 @@ pub fn lint_http(
         operation,
         namespace,
     };
-    let linted = lint_text(BODY_SOURCE, text, &opts);
-    if !linted.errors.is_empty() {
-        return error_response(400, linted.errors);
+    let Linted {
+        file,
+        documents,
+        errors,
+    } = lint_text(BODY_SOURCE, text, &opts);
+    if !errors.is_empty() {
+        return error_response(400, errors);
     }
-    if linted.documents.is_empty() {
+    // The parse trees (with every value's position) are the largest part of a lint; the
+    // report does not need them, so they are freed before it is built and rendered.
+    let no_documents = documents.is_empty();
+    drop(documents);
+    if no_documents {
         return error_response(
             400,
             vec![InputError {
@@ -319,7 +327,7 @@ pub fn lint_http(
             }],
         );
     }
-    let report = report(vec![linted.file], Vec::new(), &opts);
+    let report = report(vec![file], Vec::new(), &opts);
     LintHttpResponse {
         status: 200,
         content_type: match format {

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::lint_pool::{LintPool, Refusal};
 use super::metrics::Metrics;
 use crate::admission::{self, Endpoint, Outcome, Policies};
 use crate::policy::Mode;
@@ -37,18 +38,22 @@ pub struct App {
     /// all connections, whatever the connection and stream limits allow.
     body_budget: Arc<Semaphore>,
     body_budget_kib: u32,
+    /// Threads, concurrency limit and memory budget of `/lint`, apart from admission's.
+    lint: LintPool,
 }
 
 /// Holds a body's share of the budget until the request is answered.
 type BodyPermit = OwnedSemaphorePermit;
 
 impl App {
-    /// `body_budget_bytes`: the most request-body bytes held at once across every connection.
+    /// `body_budget_bytes`: the most admission-request body bytes held at once across every
+    /// connection. `lint` runs `/lint`, with limits of its own.
     pub fn new(
         policies: Policies,
         max_body_bytes: usize,
         body_budget_bytes: usize,
         request_timeout: Duration,
+        lint: LintPool,
     ) -> Self {
         let body_budget_kib = u32::try_from(body_budget_bytes.div_ceil(1024))
             .unwrap_or(u32::MAX)
@@ -62,6 +67,7 @@ impl App {
             request_timeout,
             body_budget: Arc::new(Semaphore::new(body_budget_kib as usize)),
             body_budget_kib,
+            lint,
         }
     }
 
@@ -124,7 +130,18 @@ async fn mutate(State(app): State<Arc<App>>, req: Request) -> Response {
 async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
     let start = Instant::now();
     let _in_flight = app.metrics.in_flight();
-    let (body, _budget) = match read_body(&app, req).await {
+    let max = app.max_body_bytes;
+    let too_large = || {
+        status_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than {max} bytes (--max-body-bytes); the API server \
+                 itself limits objects to 3 MiB"
+            ),
+        )
+    };
+    let budget = app.body_budget.clone();
+    let (body, _budget) = match read_body(&app, req, max, Some(&budget), too_large).await {
         Ok(body) => body,
         Err(resp) => {
             app.metrics.rejected(endpoint, start.elapsed());
@@ -188,7 +205,8 @@ async fn admit(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response {
 }
 
 /// `POST /lint`: the dry-run linter over raw manifests, with the policy in force. Read-only: it
-/// stores nothing and answers only the caller.
+/// stores nothing and answers only the caller. It runs on the lint pool, under its own body limit,
+/// concurrency limit and memory budget, never on the threads or budget admission uses.
 async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
     let start = Instant::now();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -197,8 +215,33 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let (body, _budget) = match read_body(&app, req).await {
-        Ok(body) => body,
+    let limit = app.lint.max_body_bytes(crate::lint::MAX_LINT_BODY_BYTES);
+    let declared = declared_length(req.headers());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return finish_early(req, lint_too_large(limit), &app).await;
+    }
+    // Reserve a thread and the memory the body expands into before reading any of it.
+    let permit = match app.lint.try_admit(declared.map_or(limit, |n| n as usize)) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let resp = match refusal {
+                Refusal::Busy | Refusal::NoMemory => {
+                    app.metrics.lint_refused();
+                    tracing::warn!(?refusal, "lint pool full; answering 503");
+                    unavailable(&format!(
+                        "/lint is busy: its {} thread(s) and {} MiB budget \
+                         (--lint-concurrency, --lint-memory-bytes) are in use; retry shortly",
+                        app.lint.threads(),
+                        app.lint.budget_bytes() >> 20
+                    ))
+                }
+                Refusal::TooLarge { max_body_bytes } => lint_too_large(max_body_bytes),
+            };
+            return finish_early(req, resp, &app).await;
+        }
+    };
+    let body = match read_body(&app, req, limit, None, || lint_too_large(limit)).await {
+        Ok((body, _)) => body,
         Err(resp) => return resp,
     };
     let query: crate::lint::LintQuery = match serde_urlencoded_query(&query) {
@@ -206,16 +249,18 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(message) => return status_response(StatusCode::BAD_REQUEST, &message),
     };
     let policies = app.policies();
-    let run = move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy())
-        }))
-    };
-    // Linting a multi-document body can take longer than one review: keep it off the workers
-    // that serve admission requests.
-    let result = tokio::task::spawn_blocking(run).await;
-    match result {
-        Ok(Ok(answer)) => {
+    let answer = app
+        .lint
+        .run(move || {
+            let answer =
+                crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy());
+            drop(body);
+            answer
+        })
+        .await;
+    drop(permit);
+    match answer {
+        Some(answer) => {
             tracing::info!(
                 status = answer.status,
                 latency_us = micros(start.elapsed()),
@@ -229,7 +274,7 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
             )
                 .into_response()
         }
-        _ => {
+        None => {
             tracing::error!("lint evaluation panicked");
             status_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -237,6 +282,25 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
             )
         }
     }
+}
+
+fn lint_too_large(max: usize) -> Response {
+    status_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "the request body is larger than {max} bytes, the most /lint accepts (at most 4 MiB, \
+             and what --lint-memory-bytes leaves room for); split the manifests over several \
+             requests"
+        ),
+    )
+}
+
+/// A 503 that tells the client when to come back.
+fn unavailable(message: &str) -> Response {
+    let mut resp = status_response(StatusCode::SERVICE_UNAVAILABLE, message);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// Parses `/lint`'s query string with axum's own query decoder.
@@ -253,48 +317,92 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Reads the body within the size limit and the request timeout. An error response to an
-/// HTTP/1.1 request also closes the connection: the rest of the body is never read, so the
-/// connection cannot carry another request, and saying so keeps the client from reusing it.
-async fn read_body(app: &App, req: Request) -> Result<(Bytes, BodyPermit), Response> {
-    let http1 = req.version() <= axum::http::Version::HTTP_11;
-    read_body_inner(app, req).await.map_err(|mut resp| {
-        if http1 {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
-    })
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
-async fn read_body_inner(app: &App, req: Request) -> Result<(Bytes, BodyPermit), Response> {
-    let headers = req.headers();
+/// Over HTTP/2, the most request-body bytes read and discarded before a 413 is sent.
+const DRAIN_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads the body within `limit` and the request timeout; `budget`: reserve its bytes in the
+/// shared admission body budget first.
+async fn read_body(
+    app: &App,
+    req: Request,
+    limit: usize,
+    budget: Option<&Arc<Semaphore>>,
+    too_large: impl Fn() -> Response,
+) -> Result<(Bytes, Option<BodyPermit>), Response> {
+    let (parts, mut body) = req.into_parts();
+    match read_body_inner(app, &parts.headers, &mut body, limit, budget, &too_large).await {
+        Ok(read) => Ok(read),
+        Err(resp) => Err(finish_early(Request::from_parts(parts, body), resp, app).await),
+    }
+}
+
+/// Makes an error response answered before the whole body was read arrive intact.
+///
+/// HTTP/1.1: the rest of the body is never read, so the connection cannot carry another
+/// request; `Connection: close` keeps the client from reusing it.
+///
+/// HTTP/2: when a response is complete while the request stream is still open, h2 ends the
+/// stream with RST_STREAM(NO_ERROR) right after the response's DATA frame (RFC 9113 section
+/// 8.1). Clients still uploading, curl among them, then drop the response and report a stream
+/// error, so a client that sent too much never learns why. A 413 therefore reads and discards
+/// the rest of the body first (up to [`DRAIN_MAX_BYTES`] and the request timeout, holding none
+/// of it), so the stream ends normally. A 503 does not: it has to stay cheap under a flood, and
+/// the API server's client (Go) keeps a response that a NO_ERROR reset follows.
+async fn finish_early(req: Request, mut resp: Response, app: &App) -> Response {
+    if req.version() <= axum::http::Version::HTTP_11 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    if resp.status() != StatusCode::PAYLOAD_TOO_LARGE
+        || declared_length(req.headers()).is_some_and(|n| n > DRAIN_MAX_BYTES)
+    {
+        return resp;
+    }
+    let mut body = req.into_body();
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > DRAIN_MAX_BYTES {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(app.request_timeout, drain).await;
+    resp
+}
+
+async fn read_body_inner(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    body: &mut Body,
+    limit: usize,
+    budget: Option<&Arc<Semaphore>>,
+    too_large: &impl Fn() -> Response,
+) -> Result<(Bytes, Option<BodyPermit>), Response> {
     if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
         if !enc.as_bytes().eq_ignore_ascii_case(b"identity") {
             return Err(status_response(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 &format!(
-                    "Content-Encoding {:?} is not supported; send the AdmissionReview uncompressed",
+                    "Content-Encoding {:?} is not supported; send the body uncompressed",
                     String::from_utf8_lossy(enc.as_bytes())
                 ),
             ));
         }
     }
-    let too_large = || {
-        status_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "the request body is larger than {} bytes (--max-body-bytes); the API server \
-                 itself limits objects to 3 MiB",
-                app.max_body_bytes
-            ),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     // Reserve the body's bytes before reading them: the declared length (the API server always
@@ -302,33 +410,50 @@ async fn read_body_inner(app: &App, req: Request) -> Result<(Bytes, BodyPermit),
     // answer is an immediate 503 rather than a wait: a waiting HTTP/2 stream would keep its
     // unread bytes in the connection's flow-control window and stall the streams that do have
     // room on the same connection.
-    let limit = declared.map_or(app.max_body_bytes, |n| n as usize);
-    let kib = u32::try_from(limit.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, app.body_budget_kib);
-    let Ok(permit) = app.body_budget.clone().try_acquire_many_owned(kib) else {
-        tracing::warn!(
-            body_kib = kib,
-            budget_kib = app.body_budget_kib,
-            "request body budget exhausted; answering 503"
-        );
-        return Err(status_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "too many request bodies in flight: the {} KiB budget (--max-buffered-body-bytes) \
-                 has no room for {kib} KiB more; retry shortly",
-                app.body_budget_kib
-            ),
-        ));
+    let expect = declared.map_or(limit, |n| n as usize);
+    let permit = match budget {
+        None => None,
+        Some(budget) => {
+            let kib = u32::try_from(expect.div_ceil(1024))
+                .unwrap_or(u32::MAX)
+                .clamp(1, app.body_budget_kib);
+            let Ok(permit) = budget.clone().try_acquire_many_owned(kib) else {
+                tracing::warn!(
+                    body_kib = kib,
+                    budget_kib = app.body_budget_kib,
+                    "request body budget exhausted; answering 503"
+                );
+                return Err(unavailable(&format!(
+                    "too many request bodies in flight: the {} KiB budget \
+                     (--max-buffered-body-bytes) has no room for {kib} KiB more; retry shortly",
+                    app.body_budget_kib
+                )));
+            };
+            Some(permit)
+        }
     };
-    let limited = Limited::new(req.into_body(), limit);
-    match tokio::time::timeout(app.request_timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok((collected.to_bytes(), permit)),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err(status_response(
-            StatusCode::BAD_REQUEST,
-            &format!("could not read the request body: {e}"),
-        )),
+    // One buffer of the announced size: no chunk list, no copy into a second buffer.
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let collect = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                status_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("could not read the request body: {e}"),
+                )
+            })?;
+            if let Some(data) = frame.data_ref() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(app.request_timeout, collect).await {
+        Ok(Ok(())) => Ok((Bytes::from(buf), permit)),
+        Ok(Err(resp)) => Err(resp),
         Err(_) => Err(status_response(
             StatusCode::REQUEST_TIMEOUT,
             &format!(

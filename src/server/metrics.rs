@@ -73,6 +73,7 @@ pub struct Metrics {
     cert_expiry: Gauge,
     handshake_failures: Counter,
     in_flight: Gauge,
+    lint_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -152,8 +153,15 @@ impl Metrics {
             "Admission requests being read or evaluated now",
             in_flight.clone(),
         );
+        let lint_refused = Counter::default();
+        registry.register(
+            "lint_refused",
+            "POST /lint requests refused with 503: every lint thread busy or the lint memory budget full",
+            lint_refused.clone(),
+        );
         Metrics {
             in_flight,
+            lint_refused,
             registry,
             requests,
             findings,
@@ -237,6 +245,11 @@ impl Metrics {
     /// Counts a failed TLS handshake.
     pub fn handshake_failed(&self) {
         self.handshake_failures.inc();
+    }
+
+    /// Counts a `/lint` request refused with 503 because the lint pool was full.
+    pub fn lint_refused(&self) {
+        self.lint_refused.inc();
     }
 
     /// Counts a request in flight until the guard is dropped.

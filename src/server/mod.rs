@@ -6,6 +6,7 @@
 //! serving, limits, and graceful shutdown.
 
 pub mod http;
+pub mod lint_pool;
 pub mod metrics;
 pub mod reload;
 pub mod tls;
@@ -79,6 +80,15 @@ pub struct ServeArgs {
     /// at once. Bounds memory whatever the connection limits allow.
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_buffered_body_bytes: usize,
+    /// POST /lint requests evaluated at once, each on a dedicated thread at the lowest CPU
+    /// priority, apart from the threads that answer admission; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub lint_concurrency: u16,
+    /// Memory for POST /lint across all its requests. A body reserves what linting it takes at
+    /// the peak (about 40 bytes per body byte) before it is read: a request that does not fit
+    /// now gets 503 with Retry-After, a body that could never fit gets 413.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub lint_memory_bytes: usize,
     /// Time a client has to complete the TLS handshake, and to send request headers (HTTP/1.1;
     /// also closes HTTP/1.1 connections idle this long).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
@@ -233,6 +243,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.max_body_bytes,
         args.max_buffered_body_bytes,
         args.request_timeout,
+        lint_pool::LintPool::new(args.lint_concurrency.into(), args.lint_memory_bytes)
+            .context("cannot start the lint threads")?,
     ));
     app.metrics.certificate_expiry(serving.not_after);
 

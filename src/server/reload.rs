@@ -226,7 +226,13 @@ mod tests {
     use super::*;
 
     fn app() -> App {
-        App::new(Policies::default(), 1024, 4096, Duration::from_secs(1))
+        App::new(
+            Policies::default(),
+            1024,
+            4096,
+            Duration::from_secs(1),
+            crate::server::lint_pool::LintPool::new(1, 1 << 20).unwrap(),
+        )
     }
 
     fn metric(app: &App, line_start: &str) -> String {
