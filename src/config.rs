@@ -379,6 +379,18 @@ impl Policy {
         Ok(policy)
     }
 
+    /// The same policy with every mutation switched off (what `/validate` applies).
+    pub fn without_mutations(&self) -> Policy {
+        Policy {
+            mutations: Mutations {
+                resources: false,
+                tolerations: false,
+                security: false,
+            },
+            ..self.clone()
+        }
+    }
+
     /// The mode of a rule under this policy.
     pub fn mode(&self, rule: &str) -> Mode {
         self.rules

@@ -14,8 +14,7 @@ pub mod text;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Policy;
-use crate::policy::{self, Mode, Operation};
+use crate::policy::{self, Mode, Operation, Policies};
 use crate::yaml::Document;
 
 pub use cli::{print_rules, run_cli, LintArgs, RulesArgs};
@@ -233,7 +232,7 @@ pub fn lint_http(
     body: &[u8],
     content_type: Option<&str>,
     query: &LintQuery,
-    policy: &Policy,
+    policies: &Policies,
 ) -> LintHttpResponse {
     if let Some(ct) = content_type {
         let media = ct
@@ -264,6 +263,17 @@ pub fn lint_http(
     };
     let operation = match query.operation.as_deref().map(str::parse::<Operation>) {
         None => Operation::Create,
+        Some(Ok(Operation::Update)) => {
+            return error_response(
+                400,
+                vec![request_error(
+                    ErrorKind::InvalidRequest,
+                    "operation UPDATE needs the stored object, which /lint does not take; lint \
+                     it as CREATE, or with `daemonset-guard lint --operation UPDATE --old FILE`"
+                        .into(),
+                )],
+            )
+        }
         Some(Ok(o)) => o,
         Some(Err(e)) => {
             return error_response(400, vec![request_error(ErrorKind::InvalidRequest, e)])
@@ -297,9 +307,10 @@ pub fn lint_http(
         Err(e) => return error_response(400, vec![*e]),
     };
     let opts = LintOptions {
-        policy,
+        policies,
         operation,
         namespace,
+        old: None,
     };
     let linted = lint_text(BODY_SOURCE, text, &opts);
     if !linted.errors.is_empty() {
@@ -337,7 +348,7 @@ mod tests {
     use serde_json::Value;
 
     fn call(body: &[u8], ct: Option<&str>, q: LintQuery) -> (u16, Value) {
-        let r = lint_http(body, ct, &q, &Policy::default());
+        let r = lint_http(body, ct, &q, &Policies::default());
         let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
         (r.status, v)
     }
@@ -366,11 +377,40 @@ mod tests {
     fn formats_and_operation_are_honoured() {
         let q = LintQuery {
             namespace: Some("team-a".into()),
-            operation: Some("update".into()),
+            operation: Some("create".into()),
             format: Some("sarif".into()),
         };
-        let r = lint_http(clean_yaml().as_bytes(), None, &q, &Policy::default());
+        let r = lint_http(clean_yaml().as_bytes(), None, &q, &Policies::default());
         assert_eq!((r.status, r.content_type), (200, "application/sarif+json"));
+        // An UPDATE needs the stored object, which /lint does not take.
+        let q = LintQuery {
+            operation: Some("update".into()),
+            ..LintQuery::default()
+        };
+        let r = lint_http(clean_yaml().as_bytes(), None, &q, &Policies::default());
+        assert_eq!(r.status, 400);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("-: operation UPDATE needs the stored object"),
+            "{v}"
+        );
+        // A DELETE is never evaluated: the DaemonSet is listed as skipped, nothing is denied.
+        let q = LintQuery {
+            operation: Some("DELETE".into()),
+            ..LintQuery::default()
+        };
+        let r = lint_http(clean_yaml().as_bytes(), None, &q, &Policies::default());
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["files"][0]["objects"], serde_json::json!([]));
+        assert_eq!(
+            v["files"][0]["skipped"][0]["reason"],
+            "not evaluated: DELETE is never restricted"
+        );
+        assert_eq!(v["summary"]["denied"], 0);
         let q = LintQuery {
             format: Some("text".into()),
             ..LintQuery::default()
@@ -379,14 +419,11 @@ mod tests {
             clean_yaml().as_bytes(),
             Some("text/plain; charset=utf-8"),
             &q,
-            &Policy::default(),
+            &Policies::default(),
         );
         assert_eq!(r.status, 200);
-        assert!(
-            r.body
-                .contains("DaemonSet monitoring/agent - (document 0): allowed")
-                || r.body.contains("allowed")
-        );
+        assert!(r.body.contains("monitoring/agent"), "{}", r.body);
+        assert!(r.body.contains("allowed"), "{}", r.body);
     }
 
     #[test]

@@ -254,14 +254,15 @@ mod tests {
                 reason: "a ConfigMap, not a DaemonSet".into(),
             }],
         };
-        let policy = crate::config::Policy::default();
+        let policies = crate::policy::Policies::default();
         report(
             vec![file],
             vec![],
             &LintOptions {
-                policy: &policy,
+                policies: &policies,
                 operation: Operation::Create,
                 namespace: "default",
+                old: None,
             },
         )
     }

@@ -341,8 +341,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         .req
         .old_object
         .filter(|_| ctx.req.operation == Operation::Update)
-        .and_then(|o| o.spec.as_ref())
-        .map(|s| &s.selector);
+        .and_then(|o| o.selector.as_ref());
 
     if let Some(old) = old {
         if !semantically_equal(old, selector) {
@@ -456,7 +455,7 @@ mod tests {
         let new = ds(new);
         let req = Request {
             object: &new,
-            old_object: Some(&old),
+            old_object: Some(&crate::policy::OldObject::of(&old)),
             operation: Operation::Update,
             namespace: "default",
         };
@@ -882,8 +881,8 @@ mod tests {
             f.message,
             "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2); keep the old one, or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
         );
-        // Only the mutating webhook denies it.
-        assert_eq!(crate::policy::mutating_denials(&e).count(), 1);
+        // The API server rejects it before validating admission: /mutate denies it.
+        assert!(crate::policy::rule(IMMUTABLE).is_some_and(|r| r.api_server_rejects));
     }
 
     #[test]
@@ -895,7 +894,7 @@ mod tests {
         let new = ds(clean());
         let req = Request {
             object: &new,
-            old_object: Some(&old),
+            old_object: Some(&crate::policy::OldObject::of(&old)),
             operation: Operation::Create,
             namespace: "default",
         };

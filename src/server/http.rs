@@ -208,7 +208,7 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
     let policies = app.policies();
     let run = move || {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy())
+            crate::lint::lint_http(&body, content_type.as_deref(), &query, &policies)
         }))
     };
     // Linting a multi-document body can take longer than one review: keep it off the workers
