@@ -302,18 +302,32 @@ pub fn denial_message<'a>(
     out
 }
 
+/// Fields of a DaemonSet whose value is a map: the API server names an entry `field[key]`
+/// (`field.Path.Key` in k8s.io/apimachinery/pkg/util/validation/field).
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "annotations",
+    "matchLabels",
+    "nodeSelector",
+    "requests",
+    "limits",
+    "overhead",
+];
+
 /// Renders a JSON Pointer the way the API server names fields in its own errors:
-/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a key
-/// that contains `.` or `/` (labels, annotations) is written `[key]`.
+/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a map
+/// entry (`requests/cpu`), or a key that contains `.` or `/`, is written `[key]`.
 pub fn field_path(pointer: &str) -> String {
     if pointer.is_empty() {
         return "the object".to_string();
     }
     let mut out = String::with_capacity(pointer.len());
+    let mut in_map = false;
     for token in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
         let token = token.replace("~1", "/").replace("~0", "~");
         let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-        if index || token.is_empty() || token.contains(['.', '/']) {
+        let entry = std::mem::replace(&mut in_map, false);
+        if entry || index || token.is_empty() || token.contains(['.', '/']) {
             out.push('[');
             out.push_str(&token);
             out.push(']');
@@ -322,6 +336,7 @@ pub fn field_path(pointer: &str) -> String {
                 out.push('.');
             }
             out.push_str(&token);
+            in_map = MAP_FIELDS.contains(&token.as_str());
         }
     }
     out
@@ -497,6 +512,16 @@ mod tests {
                 "metadata.annotations[kubectl.kubernetes.io/restartedAt]",
             ),
             ("/a~0b", "a~b"),
+            (
+                "/spec/template/spec/containers/0/resources/requests/cpu",
+                "spec.template.spec.containers[0].resources.requests[cpu]",
+            ),
+            (
+                "/spec/selector/matchLabels/app",
+                "spec.selector.matchLabels[app]",
+            ),
+            // A field named like a map field inside a map entry is a key, not a map.
+            ("/metadata/labels/labels/x", "metadata.labels[labels].x"),
             ("", "the object"),
             ("/spec", "spec"),
         ];
