@@ -645,8 +645,20 @@ fn rules_lists_every_rule_with_its_help() {
             (d["summary"].as_str(), d["why"].as_str(), d["fix"].as_str()),
             (Some(r.summary), Some(r.why), Some(r.fix))
         );
+        assert_eq!(d["apiServerRejects"], r.api_server_rejects, "{}", r.id);
     }
     assert!(docs.iter().any(|d| d["id"] == "api-version-removed"));
+    // The rules the API server enforces itself, as its validation code does (issue 12 lists them).
+    let enforced =
+        |id: &str| docs.iter().find(|d| d["id"] == id).unwrap()["apiServerRejects"] == true;
+    for id in [
+        "rollout-max-unavailable-invalid",
+        "resources-quantity-invalid",
+        "selector-immutable",
+    ] {
+        assert!(enforced(id), "{id}");
+    }
+    assert!(!enforced("security-privileged"));
     let o = Command::new(BIN).args(["rules"]).output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
     for r in daemonset_guard::policy::rules() {
@@ -660,6 +672,14 @@ fn rules_lists_every_rule_with_its_help() {
             "{text}"
         );
     }
+    assert!(text.contains("rollout-max-unavailable-invalid (rollout, default enforce)\n  checks: "));
+    assert_eq!(
+        text.matches("\n  also rejected by the API server: /mutate denies it (enforce) or warns")
+            .count(),
+        daemonset_guard::policy::rules()
+            .filter(|r| r.api_server_rejects)
+            .count()
+    );
 }
 
 /// `lint` (CLI) and `/lint` (lint_http) give the same report for every corpus manifest.

@@ -65,6 +65,10 @@ pub struct RuleDoc {
     pub fix: String,
     /// Whether the policy can change its mode (the linter's own checks mirror the API server).
     pub configurable: bool,
+    /// Whether the API server rejects a violation itself, before validating admission: `/mutate`
+    /// denies it (enforce) or warns about it (warn; the API server still rejects the object
+    /// with its own message); `off` leaves it to the API server alone.
+    pub api_server_rejects: bool,
 }
 
 /// Every rule: the engine's, then the linter's own.
@@ -78,6 +82,7 @@ pub fn rule_docs() -> Vec<RuleDoc> {
             why: r.why.into(),
             fix: r.fix.into(),
             configurable: true,
+            api_server_rejects: r.api_server_rejects,
         })
         .collect();
     out.push(RuleDoc {
@@ -92,6 +97,7 @@ pub fn rule_docs() -> Vec<RuleDoc> {
               spec.template.metadata.labels; updateStrategy defaults to RollingUpdate."
             .into(),
         configurable: false,
+        api_server_rejects: true,
     });
     out
 }
