@@ -928,8 +928,7 @@ mod tests {
 
     #[test]
     fn exemption_annotation_is_read_among_skipped_annotations() {
-        let mut policy = Policy::default();
-        policy.allow_annotation_exemptions = true;
+        let policy = Policy::from_yaml("allowAnnotationExemptions: true\n", "p.yaml").unwrap();
         let policies = Policies::new(policy);
         let last_applied = serde_json::to_string(&daemonset()).unwrap();
         let mut object = daemonset();

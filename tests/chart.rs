@@ -825,13 +825,13 @@ fn policy_values_reach_the_server_config() {
         let policy = Policy::from_yaml(&text, "policy.yaml")
             .unwrap_or_else(|e| panic!("rendered policy is rejected by the server: {e}"));
         assert_eq!(policy.mode("security-privileged"), policy::Mode::Warn);
-        assert!(!policy.mutations.security);
-        assert!(policy.mutations.resources);
+        assert!(!policy.mutations().security);
+        assert!(policy.mutations().resources);
         assert_eq!(
-            policy.rollout.max_unavailable,
+            policy.rollout().max_unavailable,
             Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
         );
-        assert_eq!(policy.exemptions, Policy::default().exemptions);
+        assert_eq!(policy.exemptions(), Policy::default().exemptions());
     }
 }
 

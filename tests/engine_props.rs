@@ -234,9 +234,11 @@ fn daemonset() -> impl Strategy<Value = Value> {
 }
 
 fn policies() -> Vec<Policy> {
-    let mut all = Policy::default();
-    all.security.mutate_run_as_non_root = true;
-    all.security.mutate_read_only_root_filesystem = true;
+    let all = Policy::from_yaml(
+        "security: {mutateRunAsNonRoot: true, mutateReadOnlyRootFilesystem: true}\n",
+        "p",
+    )
+    .unwrap();
     let none = Policy::from_yaml(
         "mutations: {resources: false, tolerations: false, security: false}\n",
         "p",

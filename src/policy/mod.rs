@@ -411,6 +411,12 @@ pub(crate) mod testing {
         evaluate(&req, policy)
     }
 
+    /// A policy from YAML (panics on a bad literal: tests only). The only way to build a
+    /// non-default [`Policy`], in tests as anywhere else.
+    pub fn policy(yaml: &str) -> Policy {
+        Policy::from_yaml(yaml, "test-policy.yaml").expect("test policy literal")
+    }
+
     /// Evaluates a CREATE under the default policy.
     pub fn eval(value: serde_json::Value) -> Evaluation {
         eval_with(value, &Policy::default())
