@@ -269,7 +269,7 @@ pub fn review(
             outcome.namespace = ns.to_string();
         }
     }
-    let answer = decision::answer(
+    let mut answer = decision::answer(
         endpoint,
         &Review {
             operation,
@@ -282,21 +282,21 @@ pub fn review(
         },
         policies,
     );
-    let reply = to_reply(&outcome.uid, &answer)?;
     outcome.verdict = answer.verdict;
     outcome.skip_reason = answer.skip_reason;
-    outcome.findings = answer.acted_on;
+    outcome.findings = std::mem::take(&mut answer.acted_on);
+    let reply = to_reply(&outcome.uid, answer)?;
     Ok(Reviewed { reply, outcome })
 }
 
 /// Serializes the engine's answer as an AdmissionReview reply.
-fn to_reply(uid: &str, answer: &Answer) -> Result<ReviewReply, AdmissionError> {
-    let status = match &answer.message {
+fn to_reply(uid: &str, answer: Answer) -> Result<ReviewReply, AdmissionError> {
+    let status = match answer.message {
         Some(message) if answer.verdict == Verdict::Denied => ReplyStatus {
             status: Some("Failure"),
             code: DENY_CODE,
             reason: DENY_REASON,
-            message: message.clone(),
+            message,
         },
         _ => ReplyStatus::default(),
     };
@@ -314,7 +314,7 @@ fn to_reply(uid: &str, answer: &Answer) -> Result<ReviewReply, AdmissionError> {
             uid: uid.to_string(),
             allowed: answer.verdict.allowed(),
             status,
-            warnings: answer.warnings.clone(),
+            warnings: answer.warnings,
             patch_type: patch.as_ref().map(|_| "JSONPatch"),
             patch,
         },
@@ -895,7 +895,7 @@ mod tests {
             acted_on: vec![],
             skip_reason: None,
         };
-        let v = serde_json::to_value(to_reply("u", &answer).unwrap()).unwrap();
+        let v = serde_json::to_value(to_reply("u", answer).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {

@@ -218,7 +218,11 @@ pub fn answer(endpoint: Endpoint, review: &Review<'_>, policies: &Policies) -> A
     };
     let shown = Shown::of(object, review.namespace);
     match endpoint {
-        Endpoint::Mutate => mutate_answer(&shown, &evaluate(&req, policies.policy())),
+        Endpoint::Mutate => {
+            let mut e = evaluate(&req, policies.policy());
+            let patch = std::mem::take(&mut e.patch);
+            mutate_answer(&shown, &e, patch)
+        }
         Endpoint::Validate => validate_answer(&shown, &evaluate(&req, policies.validating())),
     }
 }
@@ -325,7 +329,7 @@ pub fn decide(review: &Review<'_>, policies: &Policies) -> Result<Option<Decisio
     };
     let shown = Shown::of(object, review.namespace);
     let mutation = evaluate(&req, policies.policy());
-    let mutate = mutate_answer(&shown, &mutation);
+    let mutate = mutate_answer(&shown, &mutation, mutation.patch.clone());
     let patched = if mutation.patch.is_empty() {
         None
     } else {
@@ -397,7 +401,8 @@ fn api_server_rejects(f: &Finding) -> bool {
     rule(f.rule).is_some_and(|r| r.api_server_rejects)
 }
 
-fn mutate_answer(shown: &Shown, e: &Evaluation) -> Answer {
+/// `patch` is `e.patch`, passed apart so the request path can move it instead of copying it.
+fn mutate_answer(shown: &Shown, e: &Evaluation, patch: Vec<PatchOperation>) -> Answer {
     let denials: Vec<&Finding> = e.denials().filter(|f| api_server_rejects(f)).collect();
     let warned = |f: &Finding| f.fixed || (f.mode == Mode::Warn && api_server_rejects(f));
     let acted_on = e
@@ -417,7 +422,7 @@ fn mutate_answer(shown: &Shown, e: &Evaluation) -> Answer {
         };
     }
     Answer {
-        verdict: if e.patch.is_empty() {
+        verdict: if patch.is_empty() {
             Verdict::Allowed
         } else {
             Verdict::Patched
@@ -429,7 +434,7 @@ fn mutate_answer(shown: &Shown, e: &Evaluation) -> Answer {
                 .filter(|f| warned(f))
                 .map(|f| f.message.as_str()),
         ),
-        patch: e.patch.clone(),
+        patch,
         acted_on,
         skip_reason: None,
     }
@@ -563,7 +568,7 @@ mod tests {
             ],
             patch: vec![add_op("/spec/minReadySeconds", json!(5))],
         };
-        let a = mutate_answer(&shown(), &e);
+        let a = mutate_answer(&shown(), &e, e.patch.clone());
         assert_eq!(a.verdict, Verdict::Patched);
         assert_eq!(a.message, None);
         assert_eq!(
@@ -584,7 +589,7 @@ mod tests {
                 ("security-seccomp-profile", Mode::Warn)
             ]
         );
-        let a = mutate_answer(&shown(), &Evaluation::default());
+        let a = mutate_answer(&shown(), &Evaluation::default(), Vec::new());
         assert_eq!(a.verdict, Verdict::Allowed);
         assert!(a.patch.is_empty() && a.warnings.is_empty());
     }
@@ -600,7 +605,7 @@ mod tests {
             ],
             patch: vec![add_op("/spec/minReadySeconds", json!(5))],
         };
-        let a = mutate_answer(&shown(), &e);
+        let a = mutate_answer(&shown(), &e, e.patch.clone());
         assert_eq!(a.verdict, Verdict::Denied);
         assert!(a.patch.is_empty() && a.warnings.is_empty());
         assert_eq!(
@@ -618,7 +623,7 @@ mod tests {
             findings: vec![finding("spec-restart-policy", Mode::Warn, false)],
             patch: vec![],
         };
-        let a = mutate_answer(&shown(), &e);
+        let a = mutate_answer(&shown(), &e, Vec::new());
         assert_eq!(a.verdict, Verdict::Allowed);
         assert_eq!(a.warnings, vec!["spec-restart-policy message"]);
     }
