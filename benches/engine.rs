@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use daemonset_guard::admission::{self, Endpoint, Policies};
 use daemonset_guard::config::Policy;
-use daemonset_guard::policy::{self, Operation, Request};
+use daemonset_guard::policy::{self, OldObject, Operation, Request};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde::Deserialize;
 
@@ -71,13 +71,26 @@ fn parse(body: &[u8]) -> Review {
     serde_json::from_slice(body).expect("the benchmark review is a valid AdmissionReview")
 }
 
-fn engine_request(review: &Review) -> Request<'_> {
+fn engine_request<'a>(review: &'a Review, old: Option<&'a OldObject>) -> Request<'a> {
     let req = &review.request;
     Request {
         object: &req.object,
-        old_object: req.old_object.as_ref(),
+        old_object: old,
         operation: req.operation,
         namespace: req.namespace.as_deref().unwrap_or_default(),
+    }
+}
+
+fn decision_review<'a>(review: &'a Review, old: Option<&'a OldObject>) -> policy::Review<'a> {
+    let req = &review.request;
+    policy::Review {
+        operation: req.operation,
+        sub_resource: None,
+        is_daemonset: true,
+        dry_run: false,
+        namespace: req.namespace.as_deref().unwrap_or_default(),
+        object: Some(&req.object),
+        old,
     }
 }
 
@@ -91,17 +104,20 @@ fn engine(c: &mut Criterion) {
         group.bench_function("parse", |b| b.iter(|| parse(black_box(&body))));
 
         let review = parse(&body);
-        let request = engine_request(&review);
+        let old = review.request.old_object.as_ref().map(OldObject::of);
+        let request = engine_request(&review, old.as_ref());
+        let decided = decision_review(&review, old.as_ref());
         group.bench_function("evaluate", |b| {
             b.iter(|| policy::evaluate(black_box(&request), &policy))
         });
         group.bench_function("decide", |b| {
-            b.iter(|| policy::decide(black_box(&request), &policy).expect("the patch applies"))
+            b.iter(|| policy::decide(black_box(&decided), &policies).expect("the patch applies"))
         });
         group.bench_function("parse+evaluate", |b| {
             b.iter(|| {
                 let review = parse(black_box(&body));
-                policy::evaluate(&engine_request(&review), &policy)
+                let old = review.request.old_object.as_ref().map(OldObject::of);
+                policy::evaluate(&engine_request(&review, old.as_ref()), &policy)
             })
         });
         // What the server does per request between reading the body and writing the reply.

@@ -15,91 +15,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::config::{Mutations, Policy};
-use crate::policy::{self, Evaluation, Mode, Operation, Request};
+use crate::policy::decision::{self, Answer, OldObject, Review};
+use crate::policy::{Mode, Operation};
+
+pub use crate::policy::decision::{Endpoint, Policies, Verdict, SKIP_NOT_DAEMONSET};
 
 /// The only AdmissionReview version served; the API server rejects a reply in another version.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 /// Kind of the request and of the reply.
 pub const KIND: &str = "AdmissionReview";
-
-/// The API server drops a warning that contains a newline and cuts each one at this many
-/// characters.
-const WARNING_MAX_CHARS: usize = 256;
-/// The API server keeps at most 4 KiB of warnings per request, shared with warnings from other
-/// webhooks and deprecation notices; keeping ours under 3 KiB leaves them room.
-const WARNINGS_MAX_BYTES: usize = 3 * 1024;
-
-/// [`Outcome::skip_reason`] of a request about another kind of object.
-pub const SKIP_NOT_DAEMONSET: &str = "not an apps/v1 DaemonSet";
-
-/// Which webhook is being called.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `/validate`: decides on the final object, never patches.
-    Validate,
-    /// `/mutate`: fills safe defaults; denies only what the API server would reject before
-    /// validating admission (a selector change).
-    Mutate,
-}
-
-impl Endpoint {
-    /// `validate` or `mutate`, for logs and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Validate => "validate",
-            Endpoint::Mutate => "mutate",
-        }
-    }
-}
-
-/// The policy as each webhook applies it, built once per policy load.
-///
-/// `/validate` never patches, so it evaluates with mutation switched off: a violation that the
-/// mutating webhook would have fixed, but that reaches validation unfixed (the mutating webhook is
-/// not installed, or a later webhook undid the change), is reported and denied as what it is,
-/// instead of being excused by a patch nobody applied. On an object `/mutate` already patched the
-/// two agree, since mutation is idempotent.
-#[derive(Clone, Debug)]
-pub struct Policies {
-    mutating: Policy,
-    validating: Policy,
-}
-
-impl Policies {
-    /// Derives the validating view of `policy`.
-    pub fn new(policy: Policy) -> Self {
-        let mut validating = policy.clone();
-        validating.mutations = Mutations {
-            resources: false,
-            tolerations: false,
-            security: false,
-            platform: false,
-        };
-        Policies {
-            mutating: policy,
-            validating,
-        }
-    }
-
-    /// The policy as loaded (what `/mutate` applies).
-    pub fn policy(&self) -> &Policy {
-        &self.mutating
-    }
-
-    fn for_endpoint(&self, endpoint: Endpoint) -> &Policy {
-        match endpoint {
-            Endpoint::Validate => &self.validating,
-            Endpoint::Mutate => &self.mutating,
-        }
-    }
-}
-
-impl Default for Policies {
-    fn default() -> Self {
-        Policies::new(Policy::default())
-    }
-}
 
 /// Why a body is not an AdmissionReview this webhook can answer. Each one is the caller's
 /// mistake (HTTP 400), except [`AdmissionError::Serialize`].
@@ -150,31 +74,6 @@ impl AdmissionError {
         match self {
             AdmissionError::Serialize(_) => 500,
             _ => 400,
-        }
-    }
-}
-
-/// The verdict of one request, for logs and metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    /// Admitted as it is.
-    Allowed,
-    /// Admitted with a patch (`/mutate` only).
-    Patched,
-    /// Rejected.
-    Denied,
-    /// Admitted without evaluation: not a DaemonSet, a DELETE or CONNECT, or a subresource.
-    Skipped,
-}
-
-impl Verdict {
-    /// Lowercase name, for logs and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Patched => "patched",
-            Verdict::Denied => "denied",
-            Verdict::Skipped => "skipped",
         }
     }
 }
@@ -331,209 +230,95 @@ pub fn review(
     };
     let operation = req.operation.ok_or(AdmissionError::NoOperation)?;
 
+    let dry_run = req.dry_run.unwrap_or(false);
+    let sub_resource = req.sub_resource.as_deref();
     let mut outcome = Outcome {
         uid,
         namespace: req.namespace.as_deref().unwrap_or_default().to_string(),
         name: req.name.as_deref().unwrap_or_default().to_string(),
         operation,
-        dry_run: req.dry_run.unwrap_or(false),
+        dry_run,
         verdict: Verdict::Skipped,
         findings: Vec::new(),
         skip_reason: None,
     };
 
-    let skip = if matches!(operation, Operation::Delete | Operation::Connect) {
-        Some("the operation is never restricted")
-    } else if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
-        Some("subresource request")
-    } else if !is_daemonset(&req)? {
-        Some(SKIP_NOT_DAEMONSET)
-    } else {
-        None
+    // Decided before the object is parsed, so skipped requests cost one scan of the bytes.
+    let is_daemonset =
+        decision::skip_reason(operation, sub_resource, true).is_none() && is_daemonset(&req)?;
+    let (object, old) = match decision::skip_reason(operation, sub_resource, is_daemonset) {
+        Some(_) => (None, None),
+        None => {
+            let raw = req
+                .object
+                .ok_or(AdmissionError::NoObject(operation.as_str()))?;
+            let object = parse_daemonset(raw, "request.object")?;
+            let old = match (operation, req.old_object) {
+                (Operation::Update, Some(raw)) => Some(parse_old_daemonset(raw)?),
+                _ => None,
+            };
+            (Some(object), old)
+        }
     };
-    if let Some(reason) = skip {
-        outcome.skip_reason = Some(reason);
-        return Ok(Reviewed {
-            reply: reply(&outcome.uid, true, ReplyStatus::default(), Vec::new(), None),
-            outcome,
-        });
-    }
-
-    let raw = req
-        .object
-        .ok_or(AdmissionError::NoObject(operation.as_str()))?;
-    let object = parse_daemonset(raw, "request.object")?;
-    let old_object = match (operation, req.old_object) {
-        (Operation::Update, Some(raw)) => Some(parse_old_daemonset(raw)?),
-        _ => None,
-    };
-    if let Some(name) = object.metadata.name.as_deref() {
-        outcome.name = name.to_string();
-    } else if outcome.name.is_empty() {
-        if let Some(prefix) = object.metadata.generate_name.as_deref() {
-            // Not named yet: the API server appends a random suffix after admission.
-            outcome.name = format!("{prefix}*");
+    if let Some(object) = &object {
+        let name = decision::display_name(&object.metadata);
+        if object.metadata.name.is_some() || outcome.name.is_empty() {
+            outcome.name = name;
+        }
+        if let Some(ns) = object.metadata.namespace.as_deref() {
+            outcome.namespace = ns.to_string();
         }
     }
-    if let Some(ns) = object.metadata.namespace.as_deref() {
-        outcome.namespace = ns.to_string();
-    }
-    let engine_req = Request {
-        object: &object,
-        old_object: old_object.as_ref(),
-        operation,
-        namespace: &outcome.namespace,
-    };
-    let evaluation = policy::evaluate(&engine_req, policies.for_endpoint(endpoint));
-    let reply = match endpoint {
-        Endpoint::Validate => validate_reply(&mut outcome, &evaluation),
-        Endpoint::Mutate => mutate_reply(&mut outcome, &evaluation)?,
-    };
+    let mut answer = decision::answer(
+        endpoint,
+        &Review {
+            operation,
+            sub_resource,
+            is_daemonset,
+            dry_run,
+            namespace: req.namespace.as_deref().unwrap_or_default(),
+            object: object.as_ref(),
+            old: old.as_ref(),
+        },
+        policies,
+    );
+    outcome.verdict = answer.verdict;
+    outcome.skip_reason = answer.skip_reason;
+    outcome.findings = std::mem::take(&mut answer.acted_on);
+    let reply = to_reply(&outcome.uid, answer)?;
     Ok(Reviewed { reply, outcome })
 }
 
-fn validate_reply(outcome: &mut Outcome, evaluation: &Evaluation) -> ReviewReply {
-    outcome.findings = evaluation
-        .findings
-        .iter()
-        .map(|f| (f.rule, f.mode))
-        .collect();
-    let warnings = fit_warnings(
-        evaluation
-            .findings
-            .iter()
-            .filter(|f| f.mode == Mode::Warn)
-            .map(|f| f.message.as_str()),
-    );
-    let denials: Vec<_> = evaluation.denials().collect();
-    if denials.is_empty() {
-        outcome.verdict = Verdict::Allowed;
-        return reply(&outcome.uid, true, ReplyStatus::default(), warnings, None);
-    }
-    outcome.verdict = Verdict::Denied;
-    let status = deny_status(outcome, &denials);
-    reply(&outcome.uid, false, status, warnings, None)
-}
-
-fn mutate_reply(
-    outcome: &mut Outcome,
-    evaluation: &Evaluation,
-) -> Result<ReviewReply, AdmissionError> {
-    let denials: Vec<_> = policy::mutating_denials(evaluation).collect();
-    outcome.findings = evaluation
-        .findings
-        .iter()
-        .filter(|f| f.fixed || denials.iter().any(|d| std::ptr::eq(*d, *f)))
-        .map(|f| (f.rule, f.mode))
-        .collect();
-    if !denials.is_empty() {
-        outcome.verdict = Verdict::Denied;
-        let status = deny_status(outcome, &denials);
-        return Ok(reply(&outcome.uid, false, status, Vec::new(), None));
-    }
-    let warnings = fit_warnings(
-        evaluation
-            .findings
-            .iter()
-            .filter(|f| f.fixed)
-            .map(|f| f.message.as_str()),
-    );
-    if evaluation.patch.is_empty() {
-        outcome.verdict = Verdict::Allowed;
-        return Ok(reply(
-            &outcome.uid,
-            true,
-            ReplyStatus::default(),
-            warnings,
-            None,
-        ));
-    }
-    let patch = serde_json::to_vec(&evaluation.patch).map_err(AdmissionError::Serialize)?;
-    outcome.verdict = Verdict::Patched;
-    let patch = base64::engine::general_purpose::STANDARD.encode(patch);
-    Ok(reply(
-        &outcome.uid,
-        true,
-        ReplyStatus::default(),
-        warnings,
-        Some(patch),
-    ))
-}
-
-fn reply(
-    uid: &str,
-    allowed: bool,
-    status: ReplyStatus,
-    warnings: Vec<String>,
-    patch: Option<String>,
-) -> ReviewReply {
-    ReviewReply {
+/// Serializes the engine's answer as an AdmissionReview reply.
+fn to_reply(uid: &str, answer: Answer) -> Result<ReviewReply, AdmissionError> {
+    let status = match answer.message {
+        Some(message) if answer.verdict == Verdict::Denied => ReplyStatus {
+            status: Some("Failure"),
+            code: DENY_CODE,
+            reason: DENY_REASON,
+            message,
+        },
+        _ => ReplyStatus::default(),
+    };
+    // An empty patch is not serialized at all: nothing to encode on most requests.
+    let patch = if answer.patch.is_empty() {
+        None
+    } else {
+        let json = serde_json::to_vec(&answer.patch).map_err(AdmissionError::Serialize)?;
+        Some(base64::engine::general_purpose::STANDARD.encode(json))
+    };
+    Ok(ReviewReply {
         api_version: API_VERSION,
         kind: KIND,
         response: ReplyResponse {
             uid: uid.to_string(),
-            allowed,
+            allowed: answer.verdict.allowed(),
             status,
-            warnings,
+            warnings: answer.warnings,
             patch_type: patch.as_ref().map(|_| "JSONPatch"),
             patch,
         },
-    }
-}
-
-/// One message with every denial, one per line, as kubectl prints it after
-/// `admission webhook "..." denied the request: `.
-fn deny_status(outcome: &Outcome, denials: &[&policy::Finding]) -> ReplyStatus {
-    let message =
-        policy::denial_message(&outcome.namespace, &outcome.name, denials.iter().copied());
-    ReplyStatus {
-        status: Some("Failure"),
-        code: DENY_CODE,
-        reason: DENY_REASON,
-        message,
-    }
-}
-
-/// Makes warnings survive the API server's limits: one line each, at most
-/// [`WARNING_MAX_CHARS`], and all of them within [`WARNINGS_MAX_BYTES`]; what does not fit is
-/// counted in a last "and N more".
-fn fit_warnings<'a>(messages: impl Iterator<Item = &'a str>) -> Vec<String> {
-    const MORE_RESERVE: usize = 96;
-    let messages: Vec<&str> = messages.collect();
-    let mut out = Vec::new();
-    let mut used = 0;
-    for (i, m) in messages.iter().enumerate() {
-        let w = one_line(m);
-        let remaining = messages.len() - i - 1;
-        let reserve = if remaining > 0 { MORE_RESERVE } else { 0 };
-        if used + w.len() + reserve > WARNINGS_MAX_BYTES {
-            out.push(format!(
-                "and {} more warnings: run `daemonset-guard lint` on the manifest for the full list",
-                messages.len() - i
-            ));
-            return out;
-        }
-        used += w.len();
-        out.push(w);
-    }
-    out
-}
-
-fn one_line(message: &str) -> String {
-    // Nearly every message is short and printable: copy it as it is.
-    if message.len() <= WARNING_MAX_CHARS && !message.chars().any(char::is_control) {
-        return message.to_string();
-    }
-    let mut out = String::with_capacity(message.len().min(WARNING_MAX_CHARS * 4));
-    let fits = message.chars().nth(WARNING_MAX_CHARS).is_none();
-    for (i, c) in message.chars().enumerate() {
-        if !fits && i == WARNING_MAX_CHARS - 1 {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    out
+    })
 }
 
 fn parse_envelope(body: &[u8]) -> Result<ReviewIn<'_>, AdmissionError> {
@@ -741,14 +526,10 @@ fn parse_daemonset(raw: &RawValue, field: &'static str) -> Result<DaemonSet, Adm
     })
 }
 
-fn parse_old_daemonset(raw: &RawValue) -> Result<DaemonSet, AdmissionError> {
+fn parse_old_daemonset(raw: &RawValue) -> Result<OldObject, AdmissionError> {
     let old: OldDaemonSetIn = parse_object(raw, "request.oldObject")?;
-    Ok(DaemonSet {
-        spec: old.spec.map(|s| DaemonSetSpec {
-            selector: s.selector,
-            ..DaemonSetSpec::default()
-        }),
-        ..DaemonSet::default()
+    Ok(OldObject {
+        selector: old.spec.map(|s| s.selector),
     })
 }
 
@@ -772,6 +553,7 @@ fn parse_object<'a, T: Deserialize<'a>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Policy;
     use serde_json::{json, Value};
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -1049,7 +831,7 @@ mod tests {
                     assert!(r.reply.response.patch.is_none());
                 }
                 for w in &r.reply.response.warnings {
-                    assert!(!w.contains('\n') && w.chars().count() <= WARNING_MAX_CHARS);
+                    assert!(!w.contains('\n') && w.chars().count() <= decision::WARNING_MAX_CHARS);
                 }
             }
         }
@@ -1104,221 +886,23 @@ mod tests {
     }
 
     #[test]
-    fn warnings_fit_the_api_server_limits() {
-        let long = "x".repeat(1000);
-        let with_newline = "first line\nsecond line";
-        let w = fit_warnings([long.as_str(), with_newline].into_iter());
-        assert_eq!(w.len(), 2);
-        assert_eq!(w[0].chars().count(), WARNING_MAX_CHARS);
-        assert!(w[0].ends_with('…'));
-        assert_eq!(w[1], "first line second line");
-
-        let many: Vec<String> = (0..200)
-            .map(|i| format!("container \"c{i}\": {}", "y".repeat(100)))
-            .collect();
-        let w = fit_warnings(many.iter().map(String::as_str));
-        let total: usize = w.iter().map(String::len).sum();
-        assert!(total <= WARNINGS_MAX_BYTES, "{total}");
-        let last = w.last().unwrap();
-        let kept = w.len() - 1;
-        assert_eq!(last, &format!("and {} more warnings: run `daemonset-guard lint` on the manifest for the full list", 200 - kept));
-        assert!(kept > 10);
-
-        let exact = "z".repeat(WARNING_MAX_CHARS);
-        assert_eq!(
-            fit_warnings([exact.as_str()].into_iter()),
-            vec![exact.clone()]
-        );
-
-        let few = ["a", "b"];
-        assert_eq!(fit_warnings(few.into_iter()), vec!["a", "b"]);
-        assert!(fit_warnings(std::iter::empty()).is_empty());
-    }
-
-    #[test]
-    fn deny_message_lists_each_finding_with_its_path() {
-        let outcome = Outcome {
-            uid: "u".into(),
-            namespace: "monitoring".into(),
-            name: "node-agent".into(),
-            operation: Operation::Create,
-            dry_run: false,
+    fn a_denial_is_a_403_failure_with_the_engines_message_and_no_patch() {
+        let answer = Answer {
             verdict: Verdict::Denied,
-            findings: vec![],
+            message: Some("DaemonSet ns/ds:\n  [x] y (at spec)".into()),
+            warnings: vec!["w".into()],
+            patch: vec![],
+            acted_on: vec![],
             skip_reason: None,
         };
-        let f1 = policy::Finding {
-            rule: "security-privileged",
-            mode: Mode::Enforce,
-            path: "/spec/template/spec/containers/0/securityContext/privileged".into(),
-            message: "container \"agent\": securityContext.privileged is true; remove it".into(),
-            fixed: false,
-        };
-        let f2 = policy::Finding {
-            rule: "spec-restart-policy",
-            path: "/spec/template/spec/restartPolicy".into(),
-            message: "restartPolicy must be Always".into(),
-            ..f1.clone()
-        };
-        let s = deny_status(&outcome, &[&f1, &f2]);
-        assert_eq!(s.code, 403);
-        assert_eq!(s.reason, "Forbidden");
-        assert_eq!(s.status, Some("Failure"));
+        let v = serde_json::to_value(to_reply("u", answer).unwrap()).unwrap();
         assert_eq!(
-            s.message,
-            "DaemonSet monitoring/node-agent:\n  [security-privileged] container \"agent\": \
-             securityContext.privileged is true; remove it (at \
-             spec.template.spec.containers[0].securityContext.privileged)\n  \
-             [spec-restart-policy] restartPolicy must be Always (at spec.template.spec.restartPolicy)"
+            v,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                "uid": "u", "allowed": false, "warnings": ["w"],
+                "status": {"status": "Failure", "code": 403, "reason": "Forbidden",
+                           "message": "DaemonSet ns/ds:\n  [x] y (at spec)"}}})
         );
-    }
-
-    fn outcome() -> Outcome {
-        Outcome {
-            uid: "u".into(),
-            namespace: "ns".into(),
-            name: "ds".into(),
-            operation: Operation::Update,
-            dry_run: false,
-            verdict: Verdict::Skipped,
-            findings: vec![],
-            skip_reason: None,
-        }
-    }
-
-    fn finding(rule: &'static str, mode: Mode, fixed: bool) -> policy::Finding {
-        policy::Finding {
-            rule,
-            mode,
-            path: "/spec/selector".into(),
-            message: format!("{rule} message"),
-            fixed,
-        }
-    }
-
-    #[test]
-    fn mutate_returns_the_patch_and_says_what_it_changed() {
-        let e = Evaluation {
-            findings: vec![
-                finding("resources-requests-missing", Mode::Enforce, true),
-                finding("security-seccomp-profile", Mode::Warn, true),
-                finding("tolerations-blanket-exists", Mode::Warn, false),
-                finding("security-privileged", Mode::Enforce, false),
-            ],
-            patch: vec![policy::add_op("/spec/minReadySeconds", json!(5))],
-        };
-        let mut o = outcome();
-        let r = mutate_reply(&mut o, &e).unwrap();
-        assert_eq!(o.verdict, Verdict::Patched);
-        let v = serde_json::to_value(&r).unwrap();
-        let resp = &v["response"];
-        assert_eq!(
-            resp["allowed"], true,
-            "only a selector change is denied by /mutate"
-        );
-        assert_eq!(resp["patchType"], "JSONPatch");
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(resp["patch"].as_str().unwrap())
-            .unwrap();
-        let patch: Value = serde_json::from_slice(&patch).unwrap();
-        assert_eq!(
-            patch,
-            json!([{"op": "add", "path": "/spec/minReadySeconds", "value": 5}])
-        );
-        assert_eq!(
-            resp["warnings"],
-            json!([
-                "resources-requests-missing message",
-                "security-seccomp-profile message"
-            ])
-        );
-        assert_eq!(
-            o.findings,
-            vec![
-                ("resources-requests-missing", Mode::Enforce),
-                ("security-seccomp-profile", Mode::Warn)
-            ]
-        );
-
-        let mut o = outcome();
-        let r = mutate_reply(&mut o, &Evaluation::default()).unwrap();
-        assert_eq!(o.verdict, Verdict::Allowed);
-        let v = serde_json::to_value(&r).unwrap();
-        assert!(v["response"].get("patch").is_none() && v["response"].get("patchType").is_none());
-        assert!(v["response"].get("warnings").is_none());
-    }
-
-    #[test]
-    fn mutate_denies_only_a_selector_change() {
-        let e = Evaluation {
-            findings: vec![
-                finding("security-privileged", Mode::Enforce, false),
-                finding("selector-immutable", Mode::Enforce, false),
-                finding("resources-requests-missing", Mode::Enforce, true),
-            ],
-            patch: vec![policy::add_op("/spec/minReadySeconds", json!(5))],
-        };
-        let mut o = outcome();
-        let r = mutate_reply(&mut o, &e).unwrap();
-        assert_eq!(o.verdict, Verdict::Denied);
-        assert!(!r.response.allowed);
-        assert!(r.response.patch.is_none() && r.response.patch_type.is_none());
-        assert_eq!(r.response.status.code, 403);
-        assert_eq!(
-            r.response.status.message,
-            "DaemonSet ns/ds:\n  [selector-immutable] selector-immutable message (at spec.selector)"
-        );
-        assert!(o.findings.contains(&("selector-immutable", Mode::Enforce)));
-        assert!(!o.findings.contains(&("security-privileged", Mode::Enforce)));
-    }
-
-    #[test]
-    fn validate_denies_every_enforce_finding_and_warns_the_rest() {
-        let e = Evaluation {
-            findings: vec![
-                finding("security-privileged", Mode::Enforce, false),
-                finding("tolerations-blanket-exists", Mode::Warn, false),
-                finding("spec-restart-policy", Mode::Enforce, false),
-            ],
-            patch: vec![],
-        };
-        let mut o = outcome();
-        let r = validate_reply(&mut o, &e);
-        assert_eq!(o.verdict, Verdict::Denied);
-        assert!(!r.response.allowed);
-        assert!(r.response.patch.is_none());
-        assert_eq!(
-            r.response.warnings,
-            vec!["tolerations-blanket-exists message"]
-        );
-        let m = &r.response.status.message;
-        assert!(
-            m.contains("[security-privileged]") && m.contains("[spec-restart-policy]"),
-            "{m}"
-        );
-        assert!(!m.contains("tolerations-blanket-exists"));
-        assert_eq!(o.findings.len(), 3);
-
-        let warn_only = Evaluation {
-            findings: vec![finding("tolerations-blanket-exists", Mode::Warn, false)],
-            patch: vec![],
-        };
-        let mut o = outcome();
-        let r = validate_reply(&mut o, &warn_only);
-        assert_eq!(o.verdict, Verdict::Allowed);
-        assert!(r.response.allowed);
-        assert_eq!(r.response.warnings.len(), 1);
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["response"]["status"], json!({}));
-    }
-
-    #[test]
-    fn validating_policy_never_mutates() {
-        let p = Policies::default();
-        assert!(p.policy().mutations.resources);
-        let v = p.for_endpoint(Endpoint::Validate);
-        assert!(!v.mutations.resources && !v.mutations.tolerations && !v.mutations.security);
-        assert_eq!(p.for_endpoint(Endpoint::Mutate), p.policy());
     }
 
     #[test]
@@ -1344,8 +928,7 @@ mod tests {
 
     #[test]
     fn exemption_annotation_is_read_among_skipped_annotations() {
-        let mut policy = Policy::default();
-        policy.allow_annotation_exemptions = true;
+        let policy = Policy::from_yaml("allowAnnotationExemptions: true\n", "p.yaml").unwrap();
         let policies = Policies::new(policy);
         let last_applied = serde_json::to_string(&daemonset()).unwrap();
         let mut object = daemonset();

@@ -18,21 +18,52 @@ pub const EXEMPT_ANNOTATION: &str = "daemonset-guard.dev/exempt";
 
 pub use crate::vocab::Family;
 
-/// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+/// The whole configuration, validated. Built only by [`Policy::from_yaml`] (or
+/// [`Policy::default`]), so its rule ids are known and its exemption globs compiled.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Policy {
     /// Mode per rule id; rules not listed keep their default mode.
-    pub rules: BTreeMap<String, Mode>,
-    pub mutations: Mutations,
-    pub resources: ResourcesConfig,
-    pub tolerations: TolerationsConfig,
-    pub security: SecurityConfig,
-    pub rollout: RolloutConfig,
-    pub exemptions: Vec<Exemption>,
-    pub allow_annotation_exemptions: bool,
+    rules: BTreeMap<String, Mode>,
+    mutations: Mutations,
+    resources: ResourcesConfig,
+    tolerations: TolerationsConfig,
+    security: SecurityConfig,
+    rollout: RolloutConfig,
+    exemptions: Vec<Exemption>,
+    allow_annotation_exemptions: bool,
     #[serde(skip)]
     compiled: Vec<CompiledExemption>,
+}
+
+/// The policy file as written, before validation.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+struct PolicyFile {
+    rules: BTreeMap<String, Mode>,
+    mutations: Mutations,
+    resources: ResourcesConfig,
+    tolerations: TolerationsConfig,
+    security: SecurityConfig,
+    rollout: RolloutConfig,
+    exemptions: Vec<Exemption>,
+    allow_annotation_exemptions: bool,
+}
+
+impl Default for PolicyFile {
+    fn default() -> Self {
+        let p = Policy::default();
+        PolicyFile {
+            rules: p.rules,
+            mutations: p.mutations,
+            resources: p.resources,
+            tolerations: p.tolerations,
+            security: p.security,
+            rollout: p.rollout,
+            exemptions: p.exemptions,
+            allow_annotation_exemptions: p.allow_annotation_exemptions,
+        }
+    }
 }
 
 /// Mutation switches, per family.
@@ -299,7 +330,7 @@ impl Policy {
             field,
             message,
         };
-        let mut policy: Policy = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
+        let file: PolicyFile = serde_path_to_error::deserialize(&doc.value).map_err(|e| {
             let path = e.path().to_string();
             let pointer: String = e
                 .path()
@@ -314,6 +345,17 @@ impl Policy {
                 .collect();
             invalid(&pointer, path, e.into_inner().to_string())
         })?;
+        let mut policy = Policy {
+            rules: file.rules,
+            mutations: file.mutations,
+            resources: file.resources,
+            tolerations: file.tolerations,
+            security: file.security,
+            rollout: file.rollout,
+            exemptions: file.exemptions,
+            allow_annotation_exemptions: file.allow_annotation_exemptions,
+            compiled: Vec::new(),
+        };
 
         for id in policy.rules.keys() {
             if policy::rule(id).is_none() {
@@ -383,6 +425,54 @@ impl Policy {
             )
         })?;
         Ok(policy)
+    }
+
+    /// Mode per rule id, as configured (rules not listed keep their default mode).
+    pub fn rules(&self) -> &BTreeMap<String, Mode> {
+        &self.rules
+    }
+
+    /// Mutation switches, per family.
+    pub fn mutations(&self) -> &Mutations {
+        &self.mutations
+    }
+
+    pub fn resources(&self) -> &ResourcesConfig {
+        &self.resources
+    }
+
+    pub fn tolerations(&self) -> &TolerationsConfig {
+        &self.tolerations
+    }
+
+    pub fn security(&self) -> &SecurityConfig {
+        &self.security
+    }
+
+    pub fn rollout(&self) -> &RolloutConfig {
+        &self.rollout
+    }
+
+    pub fn exemptions(&self) -> &[Exemption] {
+        &self.exemptions
+    }
+
+    /// Whether the exemption annotation is honoured.
+    pub fn allow_annotation_exemptions(&self) -> bool {
+        self.allow_annotation_exemptions
+    }
+
+    /// The same policy with every mutation switched off (what `/validate` applies).
+    pub fn without_mutations(&self) -> Policy {
+        Policy {
+            mutations: Mutations {
+                resources: false,
+                tolerations: false,
+                security: false,
+                platform: false,
+            },
+            ..self.clone()
+        }
     }
 
     /// The mode of a rule under this policy.

@@ -9,10 +9,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use daemonset_guard::config::Policy;
-use daemonset_guard::lint::report::{lint_text, LintOptions};
-use daemonset_guard::policy::{self, Mode, Operation, Request};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use daemonset_guard::lint::report::{lint_text, LintOptions, OldObjects};
+use daemonset_guard::policy::decision::Policies;
+use daemonset_guard::policy::{self, Mode, Operation};
 use serde_json::Value;
 
 const DIR: &str = "../shared/fixtures/apiserver-verdicts";
@@ -77,12 +76,24 @@ fn decode_error_field(message: &str) -> Option<String> {
     qualified.split_once('.').map(|(_, f)| f.to_string())
 }
 
-/// What the linter says about a CREATE case.
-fn lint_create(text: &str, policy: &Policy) -> Said {
+/// What the linter says about a case: CREATE as it is, UPDATE (two documents) with the first
+/// document as the stored object, exactly as `lint --operation UPDATE --old` reads it.
+fn lint_case(text: &str, operation: Operation, policies: &Policies) -> Said {
+    let (old, text) = match operation {
+        Operation::Update => {
+            let (old, new) = text
+                .split_once("\n---\n")
+                .expect("an UPDATE case has two documents");
+            let old = OldObjects::from_text("old.yaml", old, "default").expect("old DaemonSet");
+            (Some(old), new)
+        }
+        _ => (None, text),
+    };
     let opts = LintOptions {
-        policy,
-        operation: Operation::Create,
+        policies,
+        operation,
         namespace: "default",
+        old: old.as_ref(),
     };
     let linted = lint_text("case.yaml", text, &opts);
     let mut fields = BTreeSet::new();
@@ -104,36 +115,6 @@ fn lint_create(text: &str, policy: &Policy) -> Said {
     let mut rejected = false;
     for f in &object.findings {
         if f.mode == Mode::Enforce && rejects(&f.rule) {
-            rejected = true;
-            fields.insert(api_field(&f.path));
-        }
-    }
-    Said {
-        rejected,
-        fields,
-        decode_error: false,
-    }
-}
-
-/// What the engine says about an UPDATE case: the first document is the stored object.
-fn lint_update(text: &str, policy: &Policy) -> Said {
-    let docs = daemonset_guard::yaml::parse_documents(text).expect("YAML");
-    let [old, new] = docs.as_slice() else {
-        panic!("an UPDATE case has two documents");
-    };
-    let old: DaemonSet = serde_json::from_value(old.value.clone()).expect("old DaemonSet");
-    let new: DaemonSet = serde_json::from_value(new.value.clone()).expect("new DaemonSet");
-    let req = Request {
-        object: &new,
-        old_object: Some(&old),
-        operation: Operation::Update,
-        namespace: "default",
-    };
-    let decision = policy::decide(&req, policy).expect("decision");
-    let mut rejected = false;
-    let mut fields = BTreeSet::new();
-    for f in &decision.mutation.findings {
-        if f.mode == Mode::Enforce && rejects(f.rule) {
             rejected = true;
             fields.insert(api_field(&f.path));
         }
@@ -176,7 +157,7 @@ fn rejects(rule: &str) -> bool {
 #[test]
 fn linter_agrees_with_the_api_server_on_every_recorded_case() {
     let index = std::fs::read_to_string(Path::new(DIR).join("index.tsv")).expect("index.tsv");
-    let policy = Policy::default();
+    let policies = Policies::default();
     let (mut agree, mut valid_denied, mut invalid_admitted, mut other_fields) = (0, 0, 0, 0);
     let mut table = String::new();
     let mut cases = 0;
@@ -190,8 +171,8 @@ fn linter_agrees_with_the_api_server_on_every_recorded_case() {
         let text = std::fs::read_to_string(dir.join(format!("{case}.yaml"))).expect("case");
         let want = recorded(&dir.join(format!("{case}.verdict.json")));
         let got = match *operation {
-            "CREATE" => lint_create(&text, &policy),
-            "UPDATE" => lint_update(&text, &policy),
+            "CREATE" => lint_case(&text, Operation::Create, &policies),
+            "UPDATE" => lint_case(&text, Operation::Update, &policies),
             other => panic!("unknown operation {other}"),
         };
         let outcome = if got.agrees_with(&want) {
@@ -232,11 +213,12 @@ fn linter_agrees_with_the_api_server_on_every_recorded_case() {
 /// of a rule whose violations the API server rejects, nor fail strict decoding.
 #[test]
 fn no_corpus_daemonset_breaks_an_api_server_rule() {
-    let policy = Policy::default();
+    let policies = Policies::default();
     let opts = LintOptions {
-        policy: &policy,
+        policies: &policies,
         operation: Operation::Create,
         namespace: "default",
+        old: None,
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir("../shared/corpus/daemonsets")
         .expect("corpus")

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use daemonset_guard::config::{Policy, DEFAULT_POLICY_YAML};
-use daemonset_guard::policy::{self, Operation, Request};
+use daemonset_guard::policy::{self, Operation};
 use daemonset_guard::yaml::parse_documents;
 use serde_json::{json, Value};
 
@@ -1052,13 +1052,13 @@ fn policy_values_reach_the_server_config() {
         let policy = Policy::from_yaml(&text, "policy.yaml")
             .unwrap_or_else(|e| panic!("rendered policy is rejected by the server: {e}"));
         assert_eq!(policy.mode("security-privileged"), policy::Mode::Warn);
-        assert!(!policy.mutations.security);
-        assert!(policy.mutations.resources);
+        assert!(!policy.mutations().security);
+        assert!(policy.mutations().resources);
         assert_eq!(
-            policy.rollout.max_unavailable,
+            policy.rollout().max_unavailable,
             Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
         );
-        assert_eq!(policy.exemptions, Policy::default().exemptions);
+        assert_eq!(policy.exemptions(), Policy::default().exemptions());
     }
 }
 
@@ -1595,13 +1595,18 @@ fn helm_test_pod_lints_an_admissible_daemonset_and_sees_only_the_ca() {
             let doc = parse_documents(manifest).expect("test manifest parses");
             let ds: k8s_openapi::api::apps::v1::DaemonSet =
                 serde_json::from_value(doc[0].value.clone()).expect("test manifest is a DaemonSet");
-            let req = Request {
-                object: &ds,
-                old_object: None,
+            let review = policy::Review {
                 operation: Operation::Create,
+                sub_resource: None,
+                is_daemonset: true,
+                dry_run: false,
                 namespace: "default",
+                object: Some(&ds),
+                old: None,
             };
-            let decision = policy::decide(&req, &policy).expect("decide");
+            let decision = policy::decide(&review, &policy::Policies::new(policy.clone()))
+                .expect("decide")
+                .expect("a CREATE of a DaemonSet is evaluated");
             let verdict = if decision.allowed() {
                 "allowed"
             } else {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use daemonset_guard::config::Policy;
+use daemonset_guard::policy::decision::{Policies, Review};
 use daemonset_guard::policy::{decide, evaluate, Operation, Request};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::{json, Value};
@@ -319,17 +320,19 @@ fn linux_only_fields(ds: &Value) -> Vec<String> {
 
 fn decided(v: &Value, policy: &Policy, namespace: &str) -> Value {
     let ds: DaemonSet = serde_json::from_value(v.clone()).unwrap();
-    let d = decide(
-        &Request {
-            object: &ds,
-            old_object: None,
-            operation: Operation::Create,
-            namespace,
-        },
-        policy,
-    )
-    .unwrap();
-    serde_json::to_value(&d.patched).unwrap()
+    let review = Review {
+        operation: Operation::Create,
+        sub_resource: None,
+        is_daemonset: true,
+        dry_run: false,
+        namespace,
+        object: Some(&ds),
+        old: None,
+    };
+    let d = decide(&review, &Policies::new(policy.clone()))
+        .unwrap()
+        .expect("a CREATE of a DaemonSet is evaluated");
+    serde_json::to_value(d.patched.as_ref().unwrap_or(&ds)).unwrap()
 }
 
 /// The corpus' Windows DaemonSet (sig-windows-tools' kube-proxy, hostProcess, nodeSelector

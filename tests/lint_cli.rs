@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use daemonset_guard::config::Policy;
 use daemonset_guard::lint::{lint_http, LintQuery};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daemonset-guard");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -146,11 +145,16 @@ fn bad_example_is_denied_at_hand_checked_locations() {
     let obj = &file["objects"][0];
     assert_eq!(obj["name"], "log-shipper");
     assert_eq!(obj["verdict"]["allowed"], false);
-    assert_eq!(obj["verdict"]["deniedBy"], "validating");
+    // `maxUnavailable: "5"` is rejected by the API server's own validation, before validating
+    // admission: /mutate denies it with our message, and nothing else is reported yet.
+    assert_eq!(obj["verdict"]["deniedBy"], "mutating");
     let message = obj["verdict"]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("DaemonSet logging/log-shipper:\n  ["),
-        "{message}"
+    assert_eq!(
+        message,
+        "DaemonSet logging/log-shipper:\n  [rollout-max-unavailable-invalid] \
+         spec.updateStrategy.rollingUpdate.maxUnavailable \"5\" is not a valid value: a string \
+         must be a percentage such as \"5%\"; use 5 (an integer) for 5 nodes (at \
+         spec.updateStrategy.rollingUpdate.maxUnavailable)"
     );
 
     // `privileged: true` is on line 28; the value starts at column 25.
@@ -160,7 +164,6 @@ fn bad_example_is_denied_at_hand_checked_locations() {
         (f["mode"].as_str(), f["fixed"].as_bool()),
         (Some("enforce"), Some(false))
     );
-    assert!(message.contains("[security-privileged]"));
     // `maxUnavailable: "5"` on line 17, value at column 23.
     let f = find(obj, "rollout-max-unavailable-invalid");
     assert_eq!(at(f), (17, 23));
@@ -177,8 +180,24 @@ fn bad_example_is_denied_at_hand_checked_locations() {
         obj["mutated"].pointer("/spec/template/spec/containers/0/resources/requests/cpu"),
         Some(&Value::from("50m"))
     );
-    let warnings = obj["verdict"]["warnings"].as_array().unwrap();
-    assert!(!warnings.is_empty());
+    // A denied /mutate reply carries no warnings.
+    assert_eq!(obj["verdict"]["warnings"], json!([]));
+
+    // With maxUnavailable fixed, /validate denies the rest and kubectl prints what /mutate set.
+    let text = std::fs::read_to_string(Path::new(ROOT).join(BAD))
+        .unwrap()
+        .replace("maxUnavailable: \"5\"", "maxUnavailable: 5");
+    let o = lint(&["--format", "json"], Some(text.as_bytes()));
+    let verdict = &json(&o)["files"][0]["objects"][0]["verdict"];
+    assert_eq!(verdict["deniedBy"], "validating");
+    let message = verdict["message"].as_str().unwrap();
+    assert!(message.contains("\n  [security-privileged] "), "{message}");
+    assert!(!message.contains("rollout-"), "{message}");
+    let warnings = verdict["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w
+        .as_str()
+        .unwrap()
+        .starts_with("container \"shipper\": set resources.requests cpu=50m memory=64Mi")));
     assert!(warnings.iter().all(|w| !w.as_str().unwrap().contains('\n')));
 
     let skipped = &file["skipped"][0];
@@ -372,7 +391,7 @@ fn malformed_inputs_exit_2_with_a_location() {
     );
     let o = lint(&["does/not/exist.yaml"], None);
     assert_eq!(code(&o), 2);
-    assert!(stderr(&o).is_empty() || stderr(&o).contains("does/not/exist.yaml"));
+    assert_eq!(stderr(&o), "", "the report goes to stdout");
     assert!(String::from_utf8_lossy(&o.stdout).contains("does/not/exist.yaml: cannot read"));
     // A good input next to a bad one is still reported.
     let o = lint(&["--format", "json", GOOD, cases[1].0.as_str()], None);
@@ -398,7 +417,7 @@ fn alias_bomb() -> String {
 
 #[test]
 fn lint_http_refuses_hostile_bodies_with_a_location() {
-    let policy = Policy::default();
+    let policy = daemonset_guard::policy::Policies::default();
     let r = lint_http(
         alias_bomb().as_bytes(),
         None,
@@ -439,8 +458,21 @@ fn namespace_and_operation_flags_reach_the_report() {
     let stripped = String::from_utf8(text)
         .unwrap()
         .replace("  namespace: monitoring\n", "");
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.yaml");
+    std::fs::write(&old, &stripped).unwrap();
+    let old = old.to_str().unwrap();
     let o = lint(
-        &["--format", "json", "-n", "team-a", "--operation", "update"],
+        &[
+            "--format",
+            "json",
+            "-n",
+            "team-a",
+            "--operation",
+            "update",
+            "--old",
+            old,
+        ],
         Some(stripped.as_bytes()),
     );
     let r = json(&o);
@@ -450,6 +482,77 @@ fn namespace_and_operation_flags_reach_the_report() {
     );
     assert_eq!(r["files"][0]["objects"][0]["namespace"], "team-a");
     assert_eq!(r["files"][0]["source"], "-");
+    assert_eq!(code(&o), 0);
+
+    // The old object is what an UPDATE is checked against: a changed selector is denied by
+    // /mutate, as the API server would reject it as immutable.
+    let changed = stripped.replace("/name: node-agent", "/name: node-agent-v2");
+    assert_ne!(changed, stripped);
+    let o = lint(
+        &[
+            "--format",
+            "json",
+            "-n",
+            "team-a",
+            "--operation",
+            "UPDATE",
+            "--old",
+            old,
+        ],
+        Some(changed.as_bytes()),
+    );
+    let r = json(&o);
+    let verdict = &r["files"][0]["objects"][0]["verdict"];
+    assert_eq!(verdict["deniedBy"], "mutating", "{r:#}");
+    assert!(
+        verdict["message"]
+            .as_str()
+            .unwrap()
+            .contains("\n  [selector-immutable] "),
+        "{verdict}"
+    );
+    assert_eq!(code(&o), 1);
+
+    // Without the old object an UPDATE is refused, not evaluated as a CREATE.
+    let o = lint(&["--operation", "update"], Some(stripped.as_bytes()));
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--operation UPDATE compares the manifest with the stored object"),
+        "{}",
+        stderr(&o)
+    );
+    // A DaemonSet missing from --old is an error that names it.
+    let o = lint(
+        &["--format", "json", "--operation", "update", "--old", old],
+        Some(
+            changed
+                .replace("  name: node-agent\n", "  name: other-agent\n")
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        json(&o)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no stored DaemonSet default/other-agent"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn delete_is_not_evaluated() {
+    let o = lint(&["--format", "json", "--operation", "DELETE", BAD], None);
+    assert_eq!(code(&o), 0);
+    let r = json(&o);
+    assert_eq!(r["summary"]["denied"], 0);
+    assert_eq!(r["summary"]["daemonsets"], 0);
+    assert_eq!(r["files"][0]["objects"], json!([]));
+    assert_eq!(
+        r["files"][0]["skipped"][0]["reason"],
+        "not evaluated: DELETE is never restricted"
+    );
 }
 
 #[test]
@@ -542,8 +645,20 @@ fn rules_lists_every_rule_with_its_help() {
             (d["summary"].as_str(), d["why"].as_str(), d["fix"].as_str()),
             (Some(r.summary), Some(r.why), Some(r.fix))
         );
+        assert_eq!(d["apiServerRejects"], r.api_server_rejects, "{}", r.id);
     }
     assert!(docs.iter().any(|d| d["id"] == "api-version-removed"));
+    // The rules the API server enforces itself, as its validation code does (issue 12 lists them).
+    let enforced =
+        |id: &str| docs.iter().find(|d| d["id"] == id).unwrap()["apiServerRejects"] == true;
+    for id in [
+        "rollout-max-unavailable-invalid",
+        "resources-quantity-invalid",
+        "selector-immutable",
+    ] {
+        assert!(enforced(id), "{id}");
+    }
+    assert!(!enforced("security-privileged"));
     let o = Command::new(BIN).args(["rules"]).output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
     for r in daemonset_guard::policy::rules() {
@@ -557,12 +672,20 @@ fn rules_lists_every_rule_with_its_help() {
             "{text}"
         );
     }
+    assert!(text.contains("rollout-max-unavailable-invalid (rollout, default enforce)\n  checks: "));
+    assert_eq!(
+        text.matches("\n  also rejected by the API server: /mutate denies it (enforce) or warns")
+            .count(),
+        daemonset_guard::policy::rules()
+            .filter(|r| r.api_server_rejects)
+            .count()
+    );
 }
 
 /// `lint` (CLI) and `/lint` (lint_http) give the same report for every corpus manifest.
 #[test]
 fn cli_and_lint_http_agree_over_the_corpus() {
-    let policy = Policy::default();
+    let policy = daemonset_guard::policy::Policies::default();
     for path in corpus_files() {
         let p = path.to_str().unwrap();
         let cli = json(&lint(&["--format", "json", p], None));
@@ -616,7 +739,7 @@ mod remote {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         rt.spawn(async move {
-            let policy = Arc::new(Policy::default());
+            let policy = Arc::new(daemonset_guard::policy::Policies::default());
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;

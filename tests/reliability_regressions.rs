@@ -35,7 +35,7 @@ fn policy_file_alias_bomb_is_refused_before_expansion() {
 #[test]
 fn lint_alias_bomb_and_deep_nesting_are_400() {
     let q = LintQuery::default();
-    let policy = Policy::default();
+    let policy = daemonset_guard::policy::Policies::default();
     let r = lint::lint_http(
         alias_bomb().as_bytes(),
         Some("application/yaml"),
@@ -163,7 +163,7 @@ fn yaml_tag_followed_by_comma_is_an_error_not_a_panic() {
         "items: [{\"apiVersion\": \"apps/v1\"!, \"kind\": \"DaemonSet\"}]\n",
         "a: &x [1]\nb: [*x, !,]\n",
     ];
-    let policy = Policy::default();
+    let policy = daemonset_guard::policy::Policies::default();
     for text in inputs {
         let r = lint::lint_http(text.as_bytes(), None, &LintQuery::default(), &policy);
         assert_eq!(r.status, 400, "{text:?}: {}", r.body);

@@ -5,7 +5,6 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use daemonset_guard::config::Policy;
 use daemonset_guard::policy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::core::admission::AdmissionReview;
@@ -129,19 +128,22 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
                 serde_json::from_value(request["request"]["object"].clone()).unwrap();
             let old: Option<DaemonSet> =
                 serde_json::from_value(request["request"]["oldObject"].clone()).unwrap();
+            let old = old.as_ref().map(policy::OldObject::of);
             let decision = policy::decide(
-                &policy::Request {
-                    object: &object,
-                    old_object: old.as_ref(),
+                &policy::Review {
                     operation: op.parse().unwrap(),
+                    sub_resource: None,
+                    is_daemonset: true,
+                    dry_run: false,
+                    object: Some(&object),
+                    old: old.as_ref(),
                     namespace: request["request"]["namespace"].as_str().unwrap(),
                 },
-                &Policy::default(),
+                &policy::Policies::default(),
             )
-            .unwrap();
-            let mutate_allowed = policy::mutating_denials(&decision.mutation)
-                .next()
-                .is_none();
+            .unwrap()
+            .expect("evaluated");
+            let mutate_allowed = decision.mutate.verdict.allowed();
             assert_eq!(m["response"]["allowed"], mutate_allowed, "{name}");
             if mutate_allowed && !decision.mutation.patch.is_empty() {
                 let served: Value = serde_json::from_slice(
@@ -156,7 +158,8 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
                 );
                 // /validate of the patched object decides as the engine does.
                 let mut patched = request.clone();
-                patched["request"]["object"] = serde_json::to_value(&decision.patched).unwrap();
+                patched["request"]["object"] =
+                    serde_json::to_value(decision.patched.as_ref().unwrap()).unwrap();
                 let pv = call(
                     &client,
                     &validate,
@@ -166,7 +169,7 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
                 .await;
                 assert_eq!(
                     pv["response"]["allowed"],
-                    decision.validation.allowed(),
+                    decision.validate.verdict.allowed(),
                     "{name}: {pv}"
                 );
             }

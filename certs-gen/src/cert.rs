@@ -6,10 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, PKCS_ECDSA_P256_SHA256,
-};
+use rcgen::{KeyPair, PublicKeyData};
 use rustls::client::danger::ServerCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
@@ -121,51 +118,27 @@ pub fn generate(hosts: &[Host], days: u32, now: OffsetDateTime) -> Result<Bundle
     let not_before = now - BACKDATE;
     let not_after = now + Duration::days(i64::from(days));
 
-    let mut ca_params = CertificateParams::default();
-    let mut ca_name = DistinguishedName::new();
-    // The timestamp makes each generation's subject distinct, so a bundle holding the previous
-    // CA too never has two issuers with one name.
-    ca_name.push(
-        DnType::CommonName,
-        format!("certs-gen CA {}", now.unix_timestamp()),
-    );
-    ca_params.distinguished_name = ca_name;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params.not_before = not_before;
-    ca_params.not_after = not_after;
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let mut params = CertificateParams::default();
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, common_name(hosts));
-    params.distinguished_name = name;
-    params.subject_alt_names = hosts
+    // The timestamp makes each generation's CA subject distinct, so a bundle holding the
+    // previous CA too never has two issuers with one name.
+    let sans: Vec<webhook_ca::San> = hosts
         .iter()
         .map(|host| match host {
-            Host::Dns(dns) => Ok(SanType::DnsName(dns.as_ref().try_into()?)),
-            Host::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+            Host::Dns(dns) => webhook_ca::San::Dns(dns.as_ref().to_owned()),
+            Host::Ip(ip) => webhook_ca::San::Ip(*ip),
         })
-        .collect::<Result<_, rcgen::Error>>()?;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &issuer)?;
+        .collect();
+    let issued = webhook_ca::issue(&webhook_ca::Request {
+        ca_common_name: &format!("certs-gen CA {}", now.unix_timestamp()),
+        common_name: &common_name(hosts),
+        sans: &sans,
+        not_before,
+        not_after,
+    })?;
 
     Ok(Bundle {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        ca_pem: issued.ca_pem,
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
         not_before,
         not_after,
     })

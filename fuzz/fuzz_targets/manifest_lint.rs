@@ -5,11 +5,11 @@
 
 use std::sync::{LazyLock, Once};
 
-use daemonset_guard::config::Policy;
+use daemonset_guard::policy::Policies;
 use daemonset_guard::lint::{self, LintQuery};
 use libfuzzer_sys::fuzz_target;
 
-static POLICY: LazyLock<Policy> = LazyLock::new(Policy::default);
+static POLICY: LazyLock<Policies> = LazyLock::new(Policies::default);
 static HOOK: Once = Once::new();
 
 /// libfuzzer-sys aborts on every panic, even a caught one. daemonset-guard catches the panics of

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::remote::Remote;
-use super::report::{lint_text, report, ErrorKind, FileReport, InputError, LintOptions};
+use super::report::{
+    lint_text, report, ErrorKind, FileReport, InputError, LintOptions, OldObjects, UPDATE_NEEDS_OLD,
+};
 use super::{decode, fixed_manifests, render, rule_docs, valid_namespace, Format, LintQuery};
 use crate::config::Policy;
-use crate::policy::Operation;
+use crate::policy::{Operation, Policies};
 use crate::yaml::Document;
 
 /// When to colour text output.
@@ -40,9 +42,14 @@ pub struct LintArgs {
     /// Namespace of objects that do not name one.
     #[arg(long, short = 'n', value_name = "NS", default_value = "default")]
     pub namespace: String,
-    /// Admission operation to evaluate as.
+    /// Admission operation to evaluate as. UPDATE needs --old; DELETE and CONNECT are never
+    /// evaluated (admission does not restrict them).
     #[arg(long, value_name = "OP", default_value = "CREATE", value_parser = parse_operation)]
     pub operation: Operation,
+    /// With --operation UPDATE: the stored objects the manifests replace (YAML/JSON), matched by
+    /// namespace and name.
+    #[arg(long, value_name = "FILE", conflicts_with = "remote")]
+    pub old: Option<PathBuf>,
     /// Lint through a running server's /lint (e.g. https://127.0.0.1:8443), with its policy.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
@@ -263,10 +270,43 @@ fn run(args: &LintArgs) -> Result<u8, String> {
         Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),
         None => None,
     };
+    let old = match (&args.old, args.operation) {
+        (Some(path), Operation::Update) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let name = path.display().to_string();
+            let text = decode(&name, &bytes).map_err(|e| e.to_string())?;
+            Some(
+                OldObjects::from_text(&name, text, &args.namespace).map_err(|errs| {
+                    errs.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })?,
+            )
+        }
+        (Some(_), op) => {
+            return Err(format!(
+                "--old is only read with --operation UPDATE (the operation is {})",
+                op.as_str()
+            ))
+        }
+        (None, Operation::Update) if args.remote.is_some() => {
+            return Err(
+                "--operation UPDATE needs the stored object, which --remote cannot send; \
+                 lint locally with --old FILE"
+                    .into(),
+            )
+        }
+        (None, Operation::Update) => return Err(UPDATE_NEEDS_OLD.into()),
+        (None, _) => None,
+    };
+    let policies = Policies::new(policy);
     let opts = LintOptions {
-        policy: &policy,
+        policies: &policies,
         operation: args.operation,
         namespace: &args.namespace,
+        old: old.as_ref(),
     };
 
     let mut files: Vec<FileReport> = Vec::new();

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::load::{self, Item, Loaded, Removed};
-use crate::config::Policy;
-use crate::policy::{self, Finding, Mode, Operation, Request};
+use crate::policy::decision::{self, Decision, Review, Stage};
+use crate::policy::{Finding, Mode, OldObject, Operation, Policies};
 use crate::yaml::{self, Document, Location};
 
 /// Version of the report format; bumped on any incompatible change.
@@ -122,9 +122,11 @@ impl FindingReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeniedBy {
-    /// The API server itself, before any webhook (e.g. a removed API version).
+    /// The API server itself: before any webhook (a removed API version), or after `/mutate`
+    /// allowed a warn-mode finding of a rule the API server enforces too.
     Apiserver,
-    /// The mutating webhook (`/mutate`): only selector changes.
+    /// The mutating webhook (`/mutate`): enforce-mode findings of rules the API server enforces
+    /// too (see `RuleInfo::api_server_rejects`).
     Mutating,
     /// The validating webhook (`/validate`).
     Validating,
@@ -251,11 +253,63 @@ impl fmt::Display for InputError {
 /// How to evaluate the DaemonSets of a run.
 #[derive(Clone, Copy, Debug)]
 pub struct LintOptions<'a> {
-    pub policy: &'a Policy,
+    pub policies: &'a Policies,
     pub operation: Operation,
     /// Namespace of objects that do not name one.
     pub namespace: &'a str,
+    /// The stored objects an UPDATE replaces; required for [`Operation::Update`].
+    pub old: Option<&'a OldObjects>,
 }
+
+/// The stored DaemonSets of an UPDATE (`lint --old FILE`), found by namespace and name.
+#[derive(Clone, Debug, Default)]
+pub struct OldObjects {
+    by_name: std::collections::BTreeMap<(String, String), OldObject>,
+}
+
+impl OldObjects {
+    /// Reads the apps/v1 DaemonSets of `text`; objects without a namespace are in `namespace`.
+    /// Other kinds are ignored.
+    pub fn from_text(source: &str, text: &str, namespace: &str) -> Result<Self, Vec<InputError>> {
+        let docs = parse(text).map_err(|e| {
+            vec![InputError {
+                document: Some(e.document),
+                line: Some(e.line),
+                column: Some(e.column),
+                ..InputError::new(
+                    source,
+                    ErrorKind::Syntax,
+                    format!("invalid YAML: {}", e.message),
+                )
+            }]
+        })?;
+        let locator = Locator::new(text);
+        let mut out = OldObjects::default();
+        for doc in &docs {
+            for item in load::items(source, doc, &locator).map_err(|e| vec![*e])? {
+                if let Item::DaemonSet(ds) = item {
+                    let meta = &ds.object.metadata;
+                    let key = (
+                        meta.namespace.as_deref().unwrap_or(namespace).to_string(),
+                        meta.name.clone().unwrap_or_default(),
+                    );
+                    out.by_name.insert(key, OldObject::of(&ds.object));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored object named `name` in `namespace`.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&OldObject> {
+        self.by_name.get(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+/// Why an UPDATE cannot be linted without the stored object.
+pub const UPDATE_NEEDS_OLD: &str = "--operation UPDATE compares the manifest with the stored \
+     object (spec.selector is immutable): pass it with --old FILE (the manifest as applied \
+     before, or `kubectl get ds NAME -o yaml`)";
 
 /// Finds the input location of a JSON Pointer. `yaml::Document` places a block mapping at the
 /// `:` of its first key; a finding about a missing field should point at the start of the object
@@ -359,12 +413,13 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
                 Item::Skipped(s) => linted.file.skipped.push(s),
                 Item::Removed(r) => linted.file.objects.push(removed(&locator, doc, r, opts)),
                 Item::DaemonSet(ds) => match evaluate(&locator, doc, &ds, opts) {
-                    Ok(o) => linted.file.objects.push(o),
-                    Err(message) => linted.errors.push(InputError {
+                    Ok(Ok(o)) => linted.file.objects.push(o),
+                    Ok(Err(s)) => linted.file.skipped.push(s),
+                    Err((kind, message)) => linted.errors.push(InputError {
                         document: Some(doc.index),
                         line: locator.locate(doc, &ds.pointer).map(|l| l.line),
                         column: locator.locate(doc, &ds.pointer).map(|l| l.column),
-                        ..InputError::new(source, ErrorKind::Internal, message)
+                        ..InputError::new(source, kind, message)
                     }),
                 },
             }
@@ -434,85 +489,92 @@ impl Report {
     }
 }
 
+/// Reason a DaemonSet is listed as skipped when the operation is never evaluated (DELETE,
+/// CONNECT): admission does not look at it.
+fn not_evaluated(operation: Operation) -> String {
+    format!("not evaluated: {} is never restricted", operation.as_str())
+}
+
 fn evaluate(
     locator: &Locator<'_>,
     doc: &Document,
     ds: &Loaded,
     opts: &LintOptions<'_>,
-) -> Result<ObjectReport, String> {
-    let req = Request {
-        object: &ds.object,
-        old_object: None,
-        operation: opts.operation,
-        namespace: opts.namespace,
-    };
-    let decision = policy::decide(&req, opts.policy).map_err(|e| e.to_string())?;
+) -> Result<Result<ObjectReport, Skipped>, (ErrorKind, String)> {
     let meta = &ds.object.metadata;
     let namespace = meta.namespace.as_deref().unwrap_or(opts.namespace);
-    let name = meta
-        .name
-        .as_deref()
-        .or(meta.generate_name.as_deref())
-        .unwrap_or("");
-
+    let old = match opts.operation {
+        Operation::Update => {
+            let name = meta.name.as_deref().unwrap_or("");
+            let old = opts
+                .old
+                .ok_or_else(|| (ErrorKind::InvalidRequest, UPDATE_NEEDS_OLD.to_string()))?;
+            Some(old.get(namespace, name).ok_or_else(|| {
+                (
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "--operation UPDATE: no stored DaemonSet {namespace}/{name} in the --old \
+                         manifests; an UPDATE needs the object it replaces"
+                    ),
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let review = Review {
+        operation: opts.operation,
+        sub_resource: None,
+        is_daemonset: true,
+        dry_run: false,
+        namespace: opts.namespace,
+        object: Some(&ds.object),
+        old,
+    };
+    let Some(decision) = decision::decide(&review, opts.policies)
+        .map_err(|e| (ErrorKind::Internal, e.to_string()))?
+    else {
+        return Ok(Err(Skipped {
+            document: ds.document,
+            item: ds.item,
+            api_version: Some("apps/v1".into()),
+            kind: Some("DaemonSet".into()),
+            namespace: Some(namespace.to_string()),
+            name: Some(decision::display_name(meta)),
+            reason: not_evaluated(opts.operation),
+        }));
+    };
     let findings = decision
         .mutation
         .findings
         .iter()
         .map(|f| finding(locator, doc, &ds.pointer, f))
         .collect();
-
-    let mutation_denials: Vec<&Finding> = decision.mutation_denials().collect();
-    let validation_denials: Vec<&Finding> = decision.validation.denials().collect();
-    let (denied_by, message) = if !mutation_denials.is_empty() {
-        (
-            Some(DeniedBy::Mutating),
-            Some(policy::denial_message(namespace, name, mutation_denials)),
-        )
-    } else if !validation_denials.is_empty() {
-        (
-            Some(DeniedBy::Validating),
-            Some(policy::denial_message(namespace, name, validation_denials)),
-        )
-    } else {
-        (None, None)
-    };
-    let warnings = decision
-        .mutation
-        .findings
-        .iter()
-        .filter(|f| f.fixed)
-        .chain(
-            decision
-                .validation
-                .findings
-                .iter()
-                .filter(|f| f.mode == Mode::Warn),
-        )
-        .map(|f| f.message.clone())
-        .collect();
-
-    let mutated = mutated(&ds.value, &decision.mutation.patch, &decision.patched)?;
+    let end = decision.end();
+    let mutated = mutated(&ds.value, &decision).map_err(|e| (ErrorKind::Internal, e))?;
     let at = locator.locate(doc, &ds.pointer);
-    Ok(ObjectReport {
+    Ok(Ok(ObjectReport {
         document: ds.document,
         item: ds.item,
         api_version: "apps/v1".into(),
         kind: "DaemonSet".into(),
-        namespace: namespace.to_string(),
-        name: name.to_string(),
+        namespace: decision.namespace,
+        name: decision.name,
         line: at.map(|l| l.line),
         column: at.map(|l| l.column),
         findings,
         verdict: Verdict {
-            allowed: decision.allowed(),
-            denied_by,
-            message,
-            warnings,
+            allowed: end.denied_by.is_none(),
+            denied_by: end.denied_by.map(|s| match s {
+                Stage::Mutating => DeniedBy::Mutating,
+                Stage::ApiServer => DeniedBy::Apiserver,
+                Stage::Validating => DeniedBy::Validating,
+            }),
+            message: end.message,
+            warnings: end.warnings,
         },
         patch: decision.mutation.patch,
         mutated,
-    })
+    }))
 }
 
 fn finding(locator: &Locator<'_>, doc: &Document, base: &str, f: &Finding) -> FindingReport {
@@ -532,16 +594,12 @@ fn finding(locator: &Locator<'_>, doc: &Document, base: &str, f: &Finding) -> Fi
 /// the input instead it keeps fields k8s-openapi does not know and the author's key order. When it
 /// does not apply there (an explicit `null` where the patch adds below it), the typed object
 /// serialised is the answer.
-fn mutated(
-    input: &Value,
-    patch: &[PatchOperation],
-    patched: &k8s_openapi::api::apps::v1::DaemonSet,
-) -> Result<Value, String> {
-    if patch.is_empty() {
+fn mutated(input: &Value, decision: &Decision) -> Result<Value, String> {
+    let Some(patched) = &decision.patched else {
         return Ok(input.clone());
-    }
+    };
     let mut v = input.clone();
-    if json_patch::patch(&mut v, patch).is_ok() {
+    if json_patch::patch(&mut v, &decision.mutation.patch).is_ok() {
         return Ok(v);
     }
     serde_json::to_value(patched).map_err(|e| format!("cannot serialise the patched object: {e}"))
@@ -597,18 +655,20 @@ fn removed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy;
 
-    fn opts(policy: &Policy) -> LintOptions<'_> {
+    fn opts(policies: &Policies) -> LintOptions<'_> {
         LintOptions {
-            policy,
+            policies,
             operation: Operation::Create,
             namespace: "default",
+            old: None,
         }
     }
 
     #[test]
     fn syntax_errors_name_document_line_and_column() {
-        let p = Policy::default();
+        let p = Policies::default();
         let l = lint_text("x.yaml", "a: 1\n---\nb: [1, 2\nc: 3\n", &opts(&p));
         let e = &l.errors[0];
         assert_eq!((e.kind, e.document), (ErrorKind::Syntax, Some(1)));
@@ -618,7 +678,7 @@ mod tests {
 
     #[test]
     fn removed_api_version_is_a_located_deny() {
-        let p = Policy::default();
+        let p = Policies::default();
         let text = "# old\napiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\n  namespace: ns\n";
         let l = lint_text("x.yaml", text, &opts(&p));
         assert!(l.errors.is_empty());
@@ -714,7 +774,7 @@ mod tests {
 
     #[test]
     fn clean_daemonset_is_allowed_and_mutated_equals_input() {
-        let p = Policy::default();
+        let p = Policies::default();
         let text = serde_json::to_string(&crate::policy::testing::clean()).unwrap();
         let l = lint_text("-", &text, &opts(&p));
         assert!(l.errors.is_empty(), "{:?}", l.errors);

@@ -197,6 +197,16 @@ pub fn render_rules(rules: &[RuleDoc], s: Style) -> String {
         let _ = writeln!(out, "  checks: {}", r.summary);
         let _ = writeln!(out, "  why:    {}", r.why);
         let _ = writeln!(out, "  fix:    {}", r.fix);
+        if r.api_server_rejects && r.configurable {
+            let _ = writeln!(
+                out,
+                "  also rejected by the API server: /mutate denies it (enforce) or warns (warn, \
+                 the API server then rejects it with its own message); off leaves it to the API \
+                 server"
+            );
+        } else if r.api_server_rejects {
+            let _ = writeln!(out, "  also rejected by the API server, before any webhook");
+        }
         out.push('\n');
     }
     out
@@ -254,14 +264,15 @@ mod tests {
                 reason: "a ConfigMap, not a DaemonSet".into(),
             }],
         };
-        let policy = crate::config::Policy::default();
+        let policies = crate::policy::Policies::default();
         report(
             vec![file],
             vec![],
             &LintOptions {
-                policy: &policy,
+                policies: &policies,
                 operation: Operation::Create,
                 namespace: "default",
+                old: None,
             },
         )
     }

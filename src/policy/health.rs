@@ -122,7 +122,7 @@ fn batch_text(
     max_unavailable: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
     max_surge: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
 ) -> String {
-    let nodes = ctx.policy.rollout.reference_nodes;
+    let nodes = ctx.policy.rollout().reference_nodes;
     // API defaults: maxUnavailable 1, maxSurge 0.
     let unavailable = max_unavailable.map_or(Ok(IntOrPercent::Int(1)), parse_int_or_percent);
     let surge = max_surge.map_or(Ok(IntOrPercent::Int(0)), parse_int_or_percent);
@@ -396,7 +396,11 @@ mod tests {
             vec![LIVENESS, UNGATED]
         );
         v["metadata"]["annotations"] = json!({"daemonset-guard.dev/exempt": "health-rollout-ungated, health-liveness-probe-missing"});
-        p.allow_annotation_exemptions = true;
+        p = Policy::from_yaml(
+            "allowAnnotationExemptions: true\nrules:\n  health-min-ready-seconds-zero: warn\n  health-liveness-probe-missing: warn\n",
+            "p",
+        )
+        .unwrap();
         assert!(health_ids(&eval_with(v, &p)).is_empty());
     }
 }

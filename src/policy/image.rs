@@ -51,7 +51,7 @@ pub(crate) fn parse_image(image: &str) -> ImageRef<'_> {
 }
 
 pub(crate) fn check(ctx: &mut Ctx<'_>) {
-    let require_digest = ctx.policy.security.require_image_digest;
+    let require_digest = ctx.policy.security().require_image_digest;
     for c in ctx.containers() {
         let Some(image) = c.container.image.as_deref() else {
             continue;

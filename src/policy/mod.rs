@@ -1,7 +1,9 @@
 //! The policy engine: a DaemonSet (plus the old one on UPDATE) and a [`Policy`] in, findings and
-//! JSONPatch operations out. Pure: no I/O, no HTTP, no globals. The admission server, the lint
-//! endpoint and the CLI all call [`evaluate`], so they can never disagree.
+//! JSONPatch operations out. Pure: no I/O, no HTTP, no globals. [`decision`] turns evaluations
+//! into what each webhook answers; the admission server, the lint endpoint and the CLI all go
+//! through it, so they can never disagree.
 
+pub mod decision;
 pub mod health;
 pub mod image;
 pub mod platform;
@@ -22,13 +24,14 @@ use serde::Serialize;
 
 use crate::config::Policy;
 pub use crate::vocab::{Family, Mode, Operation, RuleInfo};
+pub use decision::{decide, Decision, OldObject, Policies, Review};
 
 /// Everything the engine looks at for one admission decision.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     pub object: &'a DaemonSet,
-    /// The stored object, on UPDATE.
-    pub old_object: Option<&'a DaemonSet>,
+    /// The stored object, on UPDATE, reduced to what the rules read.
+    pub old_object: Option<&'a OldObject>,
     pub operation: Operation,
     /// The namespace of the request (an object without one is in this namespace).
     pub namespace: &'a str,
@@ -138,79 +141,6 @@ pub fn evaluate(req: &Request<'_>, policy: &Policy) -> Evaluation {
     priority::check(&mut ctx);
     image::check(&mut ctx);
     ctx.out
-}
-
-/// Rules that the mutating webhook itself must deny. The API server rejects a selector change as
-/// immutable after mutating admission and before validating admission, so a validating webhook
-/// never sees it; the mutating webhook is the only place to give the better message.
-pub const MUTATING_DENY_RULES: &[&str] = &["selector-immutable"];
-
-/// What the two webhooks together answer for one request: the mutating webhook evaluates the object
-/// as submitted and patches it; the validating webhook evaluates the patched object.
-#[derive(Clone, Debug)]
-pub struct Decision {
-    /// Evaluation of the object as submitted: its `patch` is what `/mutate` returns.
-    pub mutation: Evaluation,
-    /// The object after the patch (the submitted object when the patch is empty).
-    pub patched: DaemonSet,
-    /// Evaluation of the patched object: what `/validate` decides.
-    pub validation: Evaluation,
-}
-
-impl Decision {
-    /// Findings the mutating webhook denies (see [`MUTATING_DENY_RULES`]).
-    pub fn mutation_denials(&self) -> impl Iterator<Item = &Finding> {
-        mutating_denials(&self.mutation)
-    }
-
-    /// The final verdict: admitted by both webhooks.
-    pub fn allowed(&self) -> bool {
-        self.mutation_denials().next().is_none() && self.validation.allowed()
-    }
-}
-
-/// Findings of an evaluation that the mutating webhook denies.
-pub fn mutating_denials(e: &Evaluation) -> impl Iterator<Item = &Finding> {
-    e.denials()
-        .filter(|f| MUTATING_DENY_RULES.contains(&f.rule))
-}
-
-/// Why the patch could not be applied; a bug in a rule family, never the user's fault.
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    #[error("the mutation patch does not apply: {0}")]
-    Patch(#[from] json_patch::PatchError),
-    #[error("the patched object is not a DaemonSet: {0}")]
-    Patched(#[from] serde_json::Error),
-}
-
-/// Runs mutation, applies its patch, then validation: exactly what admission through both
-/// webhooks would decide.
-pub fn decide(req: &Request<'_>, policy: &Policy) -> Result<Decision, DecideError> {
-    let mutation = evaluate(req, policy);
-    if mutation.patch.is_empty() {
-        let validation = mutation.clone();
-        return Ok(Decision {
-            patched: req.object.clone(),
-            mutation,
-            validation,
-        });
-    }
-    let mut doc = serde_json::to_value(req.object)?;
-    json_patch::patch(&mut doc, &mutation.patch)?;
-    let patched: DaemonSet = serde_json::from_value(doc)?;
-    let validation = evaluate(
-        &Request {
-            object: &patched,
-            ..*req
-        },
-        policy,
-    );
-    Ok(Decision {
-        mutation,
-        patched,
-        validation,
-    })
 }
 
 /// State shared by the rule families during one evaluation.
@@ -388,18 +318,32 @@ pub fn denial_message<'a>(
     out
 }
 
+/// Fields of a DaemonSet whose value is a map: the API server names an entry `field[key]`
+/// (`field.Path.Key` in k8s.io/apimachinery/pkg/util/validation/field).
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "annotations",
+    "matchLabels",
+    "nodeSelector",
+    "requests",
+    "limits",
+    "overhead",
+];
+
 /// Renders a JSON Pointer the way the API server names fields in its own errors:
-/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a key
-/// that contains `.` or `/` (labels, annotations) is written `[key]`.
+/// `/spec/template/spec/containers/0/image` -> `spec.template.spec.containers[0].image`; a map
+/// entry (`requests/cpu`), or a key that contains `.` or `/`, is written `[key]`.
 pub fn field_path(pointer: &str) -> String {
     if pointer.is_empty() {
         return "the object".to_string();
     }
     let mut out = String::with_capacity(pointer.len());
+    let mut in_map = false;
     for token in pointer.strip_prefix('/').unwrap_or(pointer).split('/') {
         let token = token.replace("~1", "/").replace("~0", "~");
         let index = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
-        if index || token.is_empty() || token.contains(['.', '/']) {
+        let entry = std::mem::replace(&mut in_map, false);
+        if entry || index || token.is_empty() || token.contains(['.', '/']) {
             out.push('[');
             out.push_str(&token);
             out.push(']');
@@ -408,6 +352,7 @@ pub fn field_path(pointer: &str) -> String {
                 out.push('.');
             }
             out.push_str(&token);
+            in_map = MAP_FIELDS.contains(&token.as_str());
         }
     }
     out
@@ -484,6 +429,12 @@ pub(crate) mod testing {
             namespace: "default",
         };
         evaluate(&req, policy)
+    }
+
+    /// A policy from YAML (panics on a bad literal: tests only). The only way to build a
+    /// non-default [`Policy`], in tests as anywhere else.
+    pub fn policy(yaml: &str) -> Policy {
+        Policy::from_yaml(yaml, "test-policy.yaml").expect("test policy literal")
     }
 
     /// Evaluates a CREATE under the default policy.
@@ -587,6 +538,16 @@ mod tests {
                 "metadata.annotations[kubectl.kubernetes.io/restartedAt]",
             ),
             ("/a~0b", "a~b"),
+            (
+                "/spec/template/spec/containers/0/resources/requests/cpu",
+                "spec.template.spec.containers[0].resources.requests[cpu]",
+            ),
+            (
+                "/spec/selector/matchLabels/app",
+                "spec.selector.matchLabels[app]",
+            ),
+            // A field named like a map field inside a map entry is a key, not a map.
+            ("/metadata/labels/labels/x", "metadata.labels[labels].x"),
             ("", "the object"),
             ("/spec", "spec"),
         ];

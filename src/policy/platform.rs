@@ -586,8 +586,7 @@ mod tests {
         assert!(!f.fixed);
         assert!(e.patch.is_empty(), "mutation is off by default");
 
-        let mut p = Policy::default();
-        p.mutations.platform = true;
+        let p = policy("mutations: {platform: true}\n");
         let e = eval_with(v.clone(), &p);
         assert!(e
             .findings
@@ -661,8 +660,7 @@ mod tests {
                 s["nodeSelector"] = json!({"kubernetes.io/os": "windows"});
             }),
         ];
-        let mut p = Policy::default();
-        p.mutations.platform = true;
+        let p = policy("mutations: {platform: true}\n");
         for v in cases {
             let e = eval_with(v.clone(), &p);
             assert!(platform_ids(&e).is_empty(), "{v}");
@@ -681,8 +679,7 @@ mod tests {
             s["securityContext"] = json!({"windowsOptions": {"hostProcess": true, "runAsUserName": "NT AUTHORITY\\SYSTEM"}});
             s["hostNetwork"] = json!(true);
         });
-        let mut p = Policy::default();
-        p.mutations.platform = true;
+        let p = policy("mutations: {platform: true}\n");
         let e = eval_with(v, &p);
         assert_eq!(platform_ids(&e), vec![WINDOWS_UNPINNED]);
         // Mutation pins Linux templates only.

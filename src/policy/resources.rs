@@ -400,7 +400,7 @@ fn check_missing_requests(
     let image = c.container.image.as_deref();
     let policy = ctx.policy;
     let mut missing: Vec<&str> = Vec::new();
-    for name in &policy.resources.required {
+    for name in &policy.resources().required {
         let set = requests.is_some_and(|r| r.contains_key(name));
         if !set && !missing.contains(&name.as_str()) {
             missing.push(name);
@@ -423,7 +423,7 @@ fn check_missing_requests(
             } else {
                 unfilled.push((name, Unfilled::InvalidLimit));
             }
-        } else if let Some(default) = policy.resources.defaults.get(name) {
+        } else if let Some(default) = policy.resources().defaults.get(name) {
             filled.push((name, default.clone(), Source::Default));
         } else {
             unfilled.push((name, Unfilled::NoSource));
@@ -541,7 +541,7 @@ fn describe_unfilled(
         .iter()
         .filter_map(|n| {
             ctx.policy
-                .resources
+                .resources()
                 .defaults
                 .get(*n)
                 .map(|v| format!("{n}: {v}"))
@@ -607,9 +607,7 @@ mod tests {
     }
 
     fn no_mutation() -> Policy {
-        let mut p = Policy::default();
-        p.mutations.resources = false;
-        p
+        policy("mutations: {resources: false}\n")
     }
 
     #[test]
@@ -749,11 +747,10 @@ mod tests {
 
     #[test]
     fn escapes_resource_names_in_pointers() {
-        let mut p = Policy::default();
-        p.resources.required.push("example.com/gpu".into());
-        p.resources
-            .defaults
-            .insert("example.com/gpu".into(), "1".into());
+        let p = policy(
+            "resources:\n  required: [cpu, memory, example.com/gpu]\n  \
+             defaults: {cpu: 50m, memory: 64Mi, example.com/gpu: \"1\"}\n",
+        );
         let v = with_resources(json!({"requests": {"cpu": "1", "memory": "1Gi"}}));
         let e = eval_with(v.clone(), &p);
         assert_eq!(ids(&e), vec![REQUESTS_MISSING]);
@@ -801,8 +798,7 @@ mod tests {
     #[test]
     fn reports_what_mutation_cannot_fill() {
         // No default for ephemeral-storage and no limit: reported, not fixed; cpu still filled.
-        let mut p = Policy::default();
-        p.resources.required = vec!["cpu".into(), "ephemeral-storage".into()];
+        let p = policy("resources: {required: [cpu, ephemeral-storage]}\n");
         let v = with_resources(json!({"requests": {"memory": "1Gi"}}));
         let e = eval_with(v.clone(), &p);
         let fs = family(&e);
@@ -989,8 +985,7 @@ mod tests {
             ),
         ];
         for (resources, want) in cases {
-            let mut p = Policy::default();
-            p.resources.required.clear();
+            let p = policy("resources: {required: []}\n");
             let e = eval_with(with_resources(resources.clone()), &p);
             let mut got: Vec<(&str, String)> = e
                 .findings
@@ -1068,8 +1063,7 @@ mod tests {
     fn memory_limit_rule_is_off_by_default_and_reports_when_enabled() {
         let v = with_resources(json!({"requests": {"cpu": "10m", "memory": "32Mi"}}));
         assert!(family(&eval(v.clone())).is_empty());
-        let mut p = Policy::default();
-        p.rules.insert(MEMORY_LIMIT_MISSING.into(), Mode::Warn);
+        let p = policy(&format!("rules: {{{MEMORY_LIMIT_MISSING}: warn}}\n"));
         let e = eval_with(v, &p);
         let fs = family(&e);
         assert_eq!(fs.len(), 1);
@@ -1094,8 +1088,7 @@ mod tests {
     #[test]
     fn off_or_exempt_means_no_finding_and_no_patch() {
         let v = with_resources(Value::Null);
-        let mut p = Policy::default();
-        p.rules.insert(REQUESTS_MISSING.into(), Mode::Off);
+        let p = policy(&format!("rules: {{{REQUESTS_MISSING}: \"off\"}}\n"));
         let e = eval_with(v.clone(), &p);
         assert!(family(&e).is_empty() && e.patch.is_empty());
 
@@ -1107,8 +1100,7 @@ mod tests {
         let e = eval_with(v.clone(), &p);
         assert!(family(&e).is_empty() && e.patch.is_empty());
 
-        let mut p = Policy::default();
-        p.rules.insert(REQUESTS_MISSING.into(), Mode::Warn);
+        let p = policy(&format!("rules: {{{REQUESTS_MISSING}: warn}}\n"));
         let e = eval_with(v, &p);
         assert_eq!(family(&e)[0].mode, Mode::Warn);
         assert!(!e.patch.is_empty());

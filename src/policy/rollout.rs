@@ -271,14 +271,14 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
 fn check_bound(ctx: &mut Ctx<'_>, unavailable: IntOrPercent, set: bool) {
     let Some(bound) = ctx
         .policy
-        .rollout
+        .rollout()
         .max_unavailable
         .as_ref()
         .and_then(|b| parse_int_or_percent(b).ok())
     else {
         return;
     };
-    let nodes = ctx.policy.rollout.reference_nodes;
+    let nodes = ctx.policy.rollout().reference_nodes;
     let exceeds = match (unavailable, bound) {
         (IntOrPercent::Int(a), IntOrPercent::Int(b))
         | (IntOrPercent::Percent(a), IntOrPercent::Percent(b)) => a > b,
@@ -572,10 +572,9 @@ mod tests {
     }
 
     fn policy_bound(bound: Value, nodes: u32) -> Policy {
-        let mut p = Policy::default();
-        p.rollout.max_unavailable = serde_json::from_value(bound).unwrap();
-        p.rollout.reference_nodes = nodes;
-        p
+        policy(&format!(
+            "rollout: {{maxUnavailable: {bound}, referenceNodes: {nodes}}}\n"
+        ))
     }
 
     #[test]
@@ -671,8 +670,7 @@ mod tests {
 
     #[test]
     fn rules_can_be_turned_off() {
-        let mut p = Policy::default();
-        p.rules.insert(CONFLICT.into(), Mode::Off);
+        let p = policy(&format!("rules: {{{CONFLICT}: \"off\"}}\n"));
         let e = eval_with(rolling(json!({"maxUnavailable": 0, "maxSurge": 0})), &p);
         assert!(rollout_ids(&e).is_empty());
     }

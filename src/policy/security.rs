@@ -479,7 +479,7 @@ fn container(
 
     let allowed: BTreeSet<String> = ctx
         .policy
-        .security
+        .security()
         .allowed_capabilities
         .iter()
         .map(|a| normalize_cap(a))
@@ -581,7 +581,7 @@ fn container(
                         path,
                         format!("{label}: runs as UID 0 (runAsUser: 0); use a non-root runAsUser and set runAsNonRoot: true"),
                     );
-                } else if mutate && ctx.policy.security.mutate_run_as_non_root {
+                } else if mutate && ctx.policy.security().mutate_run_as_non_root {
                     let op = patch.set("runAsNonRoot", json!(true));
                     ctx.fix(
                         NON_ROOT,
@@ -614,7 +614,7 @@ fn container(
                     format!("{label}: securityContext.readOnlyRootFilesystem is false; set it to true and mount an emptyDir where the agent writes"),
                 );
             }
-            None if mutate && ctx.policy.security.mutate_read_only_root_filesystem => {
+            None if mutate && ctx.policy.security().mutate_read_only_root_filesystem => {
                 let op = patch.set("readOnlyRootFilesystem", json!(true));
                 ctx.fix(
                     READ_ONLY_ROOT,
@@ -722,10 +722,7 @@ mod tests {
     }
 
     fn policy_mutating_all() -> Policy {
-        let mut p = Policy::default();
-        p.security.mutate_run_as_non_root = true;
-        p.security.mutate_read_only_root_filesystem = true;
-        p
+        policy("security: {mutateRunAsNonRoot: true, mutateReadOnlyRootFilesystem: true}\n")
     }
 
     #[test]
@@ -930,8 +927,7 @@ mod tests {
 
     #[test]
     fn capabilities_allowlist_comes_from_the_policy() {
-        let mut p = Policy::default();
-        p.security.allowed_capabilities = vec!["cap_net_admin".into()];
+        let p = policy("security: {allowedCapabilities: [cap_net_admin]}\n");
         let sc = json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
             "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_BIND_SERVICE"]}});
         let e = eval_with(with_sc(sc, pod_hardened()), &p);
@@ -1209,9 +1205,8 @@ mod tests {
             for (k, v) in p.as_object().unwrap() {
                 pod[k] = v.clone();
             }
-            let mut policy = Policy::default();
-            policy.security.mutate_run_as_non_root = mutate;
-            let (e, _) = converge(with_sc(sc, pod), &policy);
+            let p = policy(&format!("security: {{mutateRunAsNonRoot: {mutate}}}\n"));
+            let (e, _) = converge(with_sc(sc, pod), &p);
             assert_eq!(sec_ids(&e), want, "{name}");
             if let Some(f) = e.findings.first() {
                 assert_eq!(f.fixed, fixed, "{name}");
@@ -1233,9 +1228,7 @@ mod tests {
 
     #[test]
     fn mutation_off_reports_instead() {
-        let mut p = Policy::default();
-        p.mutations.security = false;
-        p.security.mutate_run_as_non_root = true;
+        let p = policy("mutations: {security: false}\nsecurity: {mutateRunAsNonRoot: true}\n");
         let e = eval_with(with_sc(Value::Null, Value::Null), &p);
         assert!(e.patch.is_empty());
         assert_eq!(
@@ -1258,9 +1251,9 @@ mod tests {
 
     #[test]
     fn rules_off_or_exempt_are_not_patched() {
-        let mut p = Policy::default();
-        p.rules.insert(CAPS_NOT_DROPPED.into(), Mode::Off);
-        p.rules.insert(SECCOMP.into(), Mode::Off);
+        let p = policy(&format!(
+            "rules: {{{CAPS_NOT_DROPPED}: \"off\", {SECCOMP}: \"off\"}}\n"
+        ));
         let (e, _) = converge(with_sc(Value::Null, Value::Null), &p);
         assert_eq!(
             patch_json(&e),

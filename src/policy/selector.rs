@@ -346,8 +346,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         .req
         .old_object
         .filter(|_| ctx.req.operation == Operation::Update)
-        .and_then(|o| o.spec.as_ref())
-        .map(|s| &s.selector);
+        .and_then(|o| o.selector.as_ref());
 
     if let Some(old) = old {
         if !semantically_equal(old, selector) {
@@ -494,7 +493,7 @@ mod tests {
         let new = ds(new);
         let req = Request {
             object: &new,
-            old_object: Some(&old),
+            old_object: Some(&crate::policy::OldObject::of(&old)),
             operation: Operation::Update,
             namespace: "default",
         };
@@ -1005,8 +1004,8 @@ mod tests {
             "{}",
             f.message
         );
-        // Only the mutating webhook denies it.
-        assert_eq!(crate::policy::mutating_denials(&e).count(), 1);
+        // The API server rejects it before validating admission: /mutate denies it.
+        assert!(crate::policy::rule(IMMUTABLE).is_some_and(|r| r.api_server_rejects));
     }
 
     #[test]
@@ -1018,7 +1017,7 @@ mod tests {
         let new = ds(clean());
         let req = Request {
             object: &new,
-            old_object: Some(&old),
+            old_object: Some(&crate::policy::OldObject::of(&old)),
             operation: Operation::Create,
             namespace: "default",
         };

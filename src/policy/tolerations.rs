@@ -103,7 +103,7 @@ fn check_control_plane(ctx: &mut Ctx<'_>, spec: &PodSpec, tolerations: &[Tolerat
     if ctx.mode(CONTROL_PLANE_MISSING, None).is_none() {
         return;
     }
-    let config = &ctx.policy.tolerations;
+    let config = ctx.policy.tolerations();
     let mut missing: Vec<&TaintSpec> = Vec::new();
     for taint in &config.control_plane_taints {
         let covered = tolerations.iter().any(|t| tolerates(t, taint))
@@ -982,13 +982,13 @@ mod tests {
 
     #[test]
     fn adds_only_the_tolerations_still_missing() {
-        let mut p = Policy::default();
-        p.tolerations.control_plane_taints = vec![
-            taint("node-role.kubernetes.io/control-plane", None, "NoSchedule"),
-            taint("node-role.kubernetes.io/master", None, "NoSchedule"),
-            taint("node-role.kubernetes.io/master", Some("true"), "NoSchedule"),
-            taint("example.com/cp", Some("x"), "NoExecute"),
-        ];
+        let p = policy(
+            "tolerations:\n  controlPlaneTaints:\n\
+             \x20   - {key: node-role.kubernetes.io/control-plane, effect: NoSchedule}\n\
+             \x20   - {key: node-role.kubernetes.io/master, effect: NoSchedule}\n\
+             \x20   - {key: node-role.kubernetes.io/master, value: \"true\", effect: NoSchedule}\n\
+             \x20   - {key: example.com/cp, value: x, effect: NoExecute}\n",
+        );
         let v = clean(); // tolerates control-plane already
         let e = eval_with(v.clone(), &p);
         let fs = family(&e);
@@ -1024,8 +1024,7 @@ mod tests {
 
     #[test]
     fn reports_without_mutation() {
-        let mut p = Policy::default();
-        p.mutations.tolerations = false;
+        let p = policy("mutations: {tolerations: false}\n");
         let e = eval_with(with_tolerations(Value::Null), &p);
         assert!(e.patch.is_empty());
         let fs = family(&e);
@@ -1065,8 +1064,7 @@ mod tests {
     #[test]
     fn off_exempt_or_no_taints_means_no_finding_and_no_patch() {
         let v = with_tolerations(Value::Null);
-        let mut p = Policy::default();
-        p.rules.insert(CONTROL_PLANE_MISSING.into(), Mode::Off);
+        let p = policy(&format!("rules: {{{CONTROL_PLANE_MISSING}: \"off\"}}\n"));
         let e = eval_with(v.clone(), &p);
         assert!(family(&e).is_empty() && e.patch.is_empty());
 
@@ -1078,8 +1076,7 @@ mod tests {
         let e = eval_with(v.clone(), &p);
         assert!(family(&e).is_empty() && e.patch.is_empty());
 
-        let mut p = Policy::default();
-        p.tolerations.control_plane_taints.clear();
+        let p = policy("tolerations: {controlPlaneTaints: []}\n");
         let e = eval_with(v, &p);
         assert!(family(&e).is_empty() && e.patch.is_empty());
     }

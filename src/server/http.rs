@@ -252,8 +252,7 @@ async fn lint(State(app): State<Arc<App>>, req: Request) -> Response {
     let answer = app
         .lint
         .run(move || {
-            let answer =
-                crate::lint::lint_http(&body, content_type.as_deref(), &query, policies.policy());
+            let answer = crate::lint::lint_http(&body, content_type.as_deref(), &query, &policies);
             drop(body);
             answer
         })

@@ -253,7 +253,7 @@ mod tests {
         )
         .unwrap();
         let (mut file, policy) = ConfigFile::load(&path).unwrap();
-        assert!(policy.allow_annotation_exemptions);
+        assert!(policy.allow_annotation_exemptions());
         let app = app();
         app.set_policies(Policies::new(policy));
 
@@ -270,7 +270,7 @@ mod tests {
             ),
             "daemonset_guard_config_reloads_total{result=\"failure\"} 1"
         );
-        assert!(app.policies().policy().allow_annotation_exemptions);
+        assert!(app.policies().policy().allow_annotation_exemptions());
 
         std::fs::write(
             &path,
@@ -285,7 +285,7 @@ mod tests {
             ),
             "daemonset_guard_config_reloads_total{result=\"success\"} 1"
         );
-        assert!(!app.policies().policy().allow_annotation_exemptions);
+        assert!(!app.policies().policy().allow_annotation_exemptions());
         assert_eq!(
             metric(&app, "daemonset_guard_config_last_reload_successful"),
             "daemonset_guard_config_last_reload_successful 1"

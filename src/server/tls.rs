@@ -178,52 +178,28 @@ pub struct DevCert {
     pub key_pem: String,
 }
 
-/// Generates a [`DevCert`] valid from the start of last year to the start of the year after next.
+/// Generates a [`DevCert`] valid from an hour ago for two years, with the generator certs-gen
+/// uses for clusters.
 pub fn generate_dev_cert() -> Result<DevCert, TlsError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let year = current_year();
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, "daemonset-guard development CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
-    ca.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
-
-    let mut leaf = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "daemonset-guard (development)");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
-    leaf.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
-    let leaf_key = KeyPair::generate()?;
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca)?;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use webhook_ca::San;
+    let now = time::OffsetDateTime::now_utc();
+    let issued = webhook_ca::issue(&webhook_ca::Request {
+        ca_common_name: "daemonset-guard development CA",
+        common_name: "daemonset-guard (development)",
+        sans: &[
+            San::Dns("localhost".into()),
+            San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            San::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ],
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(2 * 365),
+    })?;
     Ok(DevCert {
-        ca_pem: ca.pem(),
-        cert_pem: leaf_cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
+        ca_pem: issued.ca_pem,
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
     })
-}
-
-fn current_year() -> i32 {
-    const SECONDS_PER_YEAR: u64 = 31_556_952; // 365.2425 days
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    1970 + i32::try_from(secs / SECONDS_PER_YEAR).unwrap_or(0)
 }
 
 #[cfg(test)]
