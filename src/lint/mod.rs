@@ -10,6 +10,8 @@ pub mod load;
 mod remote;
 pub mod report;
 pub mod sarif;
+pub mod split;
+mod stream;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
@@ -114,11 +116,11 @@ fn json_pretty(v: &serde_json::Value) -> String {
 
 /// The input's documents with the mutation applied to each DaemonSet, as a YAML stream (what
 /// `lint --fix` prints). Other documents are kept as they are; comments are not preserved.
-pub fn fixed_manifests(documents: &[Document], file: &FileReport) -> String {
+pub fn fixed_manifests(documents: &[Document], objects: &[ObjectReport]) -> String {
     let mut out = String::new();
     for doc in documents {
         let mut value = doc.value.clone();
-        for o in file.objects.iter().filter(|o| o.document == doc.index) {
+        for o in objects.iter().filter(|o| o.document == doc.index) {
             match o.item {
                 None => value = o.mutated.clone(),
                 Some(i) => {
@@ -305,7 +307,7 @@ pub fn lint_http(
     if !linted.errors.is_empty() {
         return error_response(400, linted.errors);
     }
-    if linted.documents.is_empty() {
+    if linted.documents == 0 {
         return error_response(
             400,
             vec![InputError {
