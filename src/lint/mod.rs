@@ -1,7 +1,8 @@
 //! Manifests (YAML/JSON, multi-document, `List` kinds) <-> engine, and the report formats.
 //!
-//! One code path ([`report::lint_text`]) serves the `lint` CLI, `lint --remote` and the server's
-//! `/lint` ([`lint_http`]), so they cannot disagree; each DaemonSet goes through
+//! One code path ([`report::lint_chunk`], per document) serves the `lint` CLI (which streams its
+//! inputs in parallel, see `stream.rs`), `lint --remote` and the server's `/lint` ([`lint_http`],
+//! through [`report::lint_text`]), so they cannot disagree; each DaemonSet goes through
 //! [`crate::policy::decide`], exactly as admission through both webhooks would.
 
 mod cli;

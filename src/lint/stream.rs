@@ -61,13 +61,13 @@ fn io_error(name: &str, e: &io::Error) -> InputError {
     InputError::new(name, ErrorKind::Io, format!("cannot read: {e}"))
 }
 
-fn open(input: &Input) -> Result<Box<dyn BufRead>, InputError> {
+fn open(input: &Input) -> Result<Box<dyn BufRead>, Box<InputError>> {
     match &input.source {
         Source::Stdin => Ok(Box::new(io::stdin().lock())),
         Source::File(path) => File::open(path)
-            .map(|f| Box::new(BufReader::with_capacity(256 << 10, f)) as Box<dyn BufRead>)
-            .map_err(|e| io_error(&input.name, &e)),
-        Source::Failed(e) => Err(e.clone()),
+            .map(|f| Box::new(BufReader::with_capacity(128 << 10, f)) as Box<dyn BufRead>)
+            .map_err(|e| Box::new(io_error(&input.name, &e))),
+        Source::Failed(e) => Err(Box::new(e.clone())),
     }
 }
 
@@ -154,6 +154,7 @@ struct Spill {
     mem: Vec<u8>,
     file: Option<BufWriter<File>>,
     empty: bool,
+    limit: usize,
 }
 
 impl Default for Spill {
@@ -162,6 +163,7 @@ impl Default for Spill {
             mem: Vec::new(),
             file: None,
             empty: true,
+            limit: SPILL_AT,
         }
     }
 }
@@ -173,7 +175,7 @@ impl Spill {
             return f.write_all(b);
         }
         self.mem.extend_from_slice(b);
-        if self.mem.len() > SPILL_AT {
+        if self.mem.len() > self.limit {
             let mut f = BufWriter::new(tempfile::tempfile()?);
             f.write_all(&self.mem)?;
             self.mem = Vec::new();
@@ -344,7 +346,7 @@ impl Sink<'_, '_> {
             self.out.write_all(skeleton.as_bytes())?;
             return Ok(done);
         };
-        self.out.write_all(skeleton[..at].as_bytes())?;
+        self.out.write_all(&skeleton.as_bytes()[..at])?;
         if self.body.empty {
             self.out.write_all(b"[]")?;
         } else {
@@ -352,7 +354,7 @@ impl Sink<'_, '_> {
             self.body.drain(self.out)?;
             self.out.write_all(format!("\n{indent}]").as_bytes())?;
         }
-        self.out.write_all(skeleton[at + 2..].as_bytes())?;
+        self.out.write_all(&skeleton.as_bytes()[at + 2..])?;
         self.out.flush()?;
         Ok(done)
     }
@@ -459,7 +461,7 @@ pub(crate) fn run<'w>(
                         steps.push(Step::Begin(i));
                         current = Some((i, Splitter::new(reader)));
                     }
-                    Err(e) => steps.push(Step::Error(e)),
+                    Err(e) => steps.push(Step::Error(*e)),
                 }
                 continue;
             };
@@ -514,9 +516,9 @@ fn lint_remote(
     let mut bytes = Vec::new();
     if let Err(e) = open(input).and_then(|mut r| {
         r.read_to_end(&mut bytes)
-            .map_err(|e| io_error(&input.name, &e))
+            .map_err(|e| Box::new(io_error(&input.name, &e)))
     }) {
-        return sink.error(e);
+        return sink.error(*e);
     }
     let text = match decode(&input.name, &bytes) {
         Ok(t) => t,
@@ -544,5 +546,43 @@ fn lint_remote(
             sink.end()
         }
         Err(errs) => errs.into_iter().try_for_each(|e| sink.error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_values_print_as_inside_their_document() {
+        let inner = json!({"b": {"c": [1, {"d": []}], "e": {}}, "a": "x\ny"});
+        let whole = json!({"files": [{"objects": [inner.clone()]}]});
+        let printed = serde_json::to_string_pretty(&whole).unwrap();
+        assert!(printed.contains(&nested(&inner, 8)), "{printed}");
+    }
+
+    #[test]
+    fn spills_move_to_a_file_and_come_back_whole() {
+        let mut spill = Spill {
+            limit: 16,
+            ..Spill::default()
+        };
+        assert!(spill.empty);
+        let mut want = Vec::new();
+        for i in 0..100 {
+            let piece = format!("piece {i}\n");
+            spill.write(piece.as_bytes()).unwrap();
+            want.extend_from_slice(piece.as_bytes());
+        }
+        assert!(spill.file.is_some() && !spill.empty);
+        let mut got = Vec::new();
+        spill.drain(&mut got).unwrap();
+        assert_eq!(got, want);
+        assert!(spill.empty && spill.file.is_none());
+        spill.write(b"again").unwrap();
+        let mut got = Vec::new();
+        spill.drain(&mut got).unwrap();
+        assert_eq!(got, b"again");
     }
 }
