@@ -411,9 +411,33 @@ pub struct Head {
 /// not a mapping, aliases, tags, merge keys, complex or duplicate keys, too deep or too many
 /// values), so that the caller parses it fully and reports exactly what that parse reports.
 pub fn sniff(text: &str) -> Option<Head> {
+    /// Keys of a mapping: a short list (most mappings), a set past a few dozen keys.
+    enum Keys {
+        Few(Vec<String>),
+        Many(std::collections::HashSet<String>),
+    }
+    impl Keys {
+        /// Adds `k`; false if it was there already.
+        fn insert(&mut self, k: String) -> bool {
+            match self {
+                Keys::Few(v) if v.contains(&k) => false,
+                Keys::Few(v) if v.len() < 32 => {
+                    v.push(k);
+                    true
+                }
+                Keys::Few(v) => {
+                    let mut set: std::collections::HashSet<String> = v.drain(..).collect();
+                    set.insert(k);
+                    *self = Keys::Many(set);
+                    true
+                }
+                Keys::Many(set) => set.insert(k),
+            }
+        }
+    }
     enum Frame {
-        /// Keys seen so far and the key whose value comes next.
-        Map(std::collections::HashSet<String>, Option<String>),
+        /// Keys seen so far, whether a value is due, and its key at the two levels read.
+        Map(Keys, bool, Option<String>),
         Seq,
     }
     let mut input = text.as_bytes();
@@ -439,33 +463,37 @@ pub fn sniff(text: &str) -> Option<Head> {
             EventData::Scalar { tag: Some(_), .. } => return None,
             EventData::Scalar { value, style, .. } => {
                 let depth = stack.len();
-                let parent_key = match stack.first() {
-                    Some(Frame::Map(_, k)) => k.clone(),
-                    _ => None,
-                };
+                let in_metadata = depth == 2
+                    && matches!(stack.first(), Some(Frame::Map(_, _, Some(k))) if k == "metadata");
                 match stack.last_mut() {
                     // A root scalar: the empty document, or not an object.
                     None => return None,
-                    Some(Frame::Map(keys, key @ None)) => {
-                        if value == MERGE_KEY || keys.contains(&value) {
+                    Some(Frame::Map(keys, due @ false, key)) => {
+                        if value == MERGE_KEY {
                             return None;
                         }
-                        keys.insert(value.clone());
-                        *key = Some(value);
+                        if depth <= 2 {
+                            *key = Some(value.clone());
+                        }
+                        if !keys.insert(value) {
+                            return None;
+                        }
+                        *due = true;
                         continue;
                     }
-                    Some(Frame::Map(_, key @ Some(_))) => {
-                        let k = key.take().unwrap_or_default();
+                    Some(Frame::Map(_, due @ true, key)) => {
+                        *due = false;
+                        let k = key.take();
                         let text = || match plain_or_quoted(value, style) {
                             Value::String(s) => Some(s),
                             _ => None,
                         };
-                        match (depth, parent_key.as_deref(), k.as_str()) {
-                            (1, _, "apiVersion") => head.api_version = text(),
-                            (1, _, "kind") => head.kind = text(),
-                            (2, Some("metadata"), "namespace") => head.namespace = text(),
-                            (2, Some("metadata"), "name") => head.name = text(),
-                            (2, Some("metadata"), "generateName") => head.generate_name = text(),
+                        match (depth, in_metadata, k.as_deref()) {
+                            (1, _, Some("apiVersion")) => head.api_version = text(),
+                            (1, _, Some("kind")) => head.kind = text(),
+                            (2, true, Some("namespace")) => head.namespace = text(),
+                            (2, true, Some("name")) => head.name = text(),
+                            (2, true, Some("generateName")) => head.generate_name = text(),
                             _ => {}
                         }
                     }
@@ -480,8 +508,8 @@ pub fn sniff(text: &str) -> Option<Head> {
                 match stack.last() {
                     None if !map => return None,
                     None => roots += 1,
-                    Some(Frame::Map(_, None)) => return None,
-                    Some(Frame::Map(_, Some(k))) if stack.len() == 1 && k == "items" => {
+                    Some(Frame::Map(_, false, _)) => return None,
+                    Some(Frame::Map(_, true, Some(k))) if stack.len() == 1 && k == "items" => {
                         head.items = !map
                     }
                     _ => {}
@@ -490,14 +518,16 @@ pub fn sniff(text: &str) -> Option<Head> {
                     return None;
                 }
                 stack.push(if map {
-                    Frame::Map(Default::default(), None)
+                    Frame::Map(Keys::Few(Vec::new()), false, None)
                 } else {
                     Frame::Seq
                 });
             }
             EventData::SequenceEnd | EventData::MappingEnd => {
                 stack.pop();
-                if let Some(Frame::Map(_, key)) = stack.last_mut() {
+                if let Some(Frame::Map(_, due, key)) = stack.last_mut() {
+                    *due = false;
+                    // The top level keeps `metadata` while its mapping is read; drop it now.
                     *key = None;
                 }
                 values += 1;

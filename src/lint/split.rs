@@ -77,21 +77,23 @@ impl<R: BufRead> Splitter<R> {
         }
     }
 
-    fn read_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    /// Appends the next line to `buf`; false at the end of the input.
+    fn read_line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
         if let Some(l) = self.carry.take() {
-            return Ok(Some(l));
+            buf.extend_from_slice(&l);
+            return Ok(true);
         }
-        let mut l = Vec::new();
-        if self.reader.read_until(b'\n', &mut l)? == 0 {
-            return Ok(None);
+        let start = buf.len();
+        if self.reader.read_until(b'\n', buf)? == 0 {
+            return Ok(false);
         }
         if !self.started {
             self.started = true;
-            if l.starts_with(b"\xEF\xBB\xBF") {
-                l.drain(..3);
+            if buf[start..].starts_with(b"\xEF\xBB\xBF") {
+                buf.drain(start..start + 3);
             }
         }
-        Ok(Some(l))
+        Ok(true)
     }
 
     /// The next piece, `None` at the end of the input.
@@ -104,23 +106,23 @@ impl<R: BufRead> Splitter<R> {
         let mut explicit = false;
         let mut has_content = false;
         loop {
-            let Some(line) = self.read_line()? else {
+            let start = bytes.len();
+            if !self.read_line(&mut bytes)? {
                 self.done = true;
                 break;
-            };
-            if marker(&line, b"---") {
+            }
+            let line = &bytes[start..];
+            if marker(line, b"---") {
                 // Comments and directives before the first `---` belong to its document.
                 if explicit || has_content {
-                    self.carry = Some(line);
+                    self.carry = Some(bytes.split_off(start));
                     break;
                 }
                 explicit = true;
-                bytes.extend_from_slice(&line);
                 continue;
             }
-            let end = marker(&line, b"...");
-            has_content |= content(&line);
-            bytes.extend_from_slice(&line);
+            let end = marker(line, b"...");
+            has_content |= content(line);
             if end {
                 break;
             }
