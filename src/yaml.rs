@@ -406,8 +406,9 @@ pub struct Head {
 }
 
 /// Reads the [`Head`] of `text`, which holds at most one document, from the parser's events
-/// alone: no value tree, no locations. `None` whenever [`parse_documents`] might answer anything
-/// but a single mapping it accepts (a syntax error, no document or more than one, a root that is
+/// alone: no value tree, no locations. `None` for a `DaemonSet` or a `...List` kind (as soon as
+/// the kind is read: those are parsed fully anyway), and whenever [`parse_documents`] might
+/// answer anything but a single mapping it accepts (a syntax error, no document or more than one, a root that is
 /// not a mapping, aliases, tags, merge keys, complex or duplicate keys, too deep or too many
 /// values), so that the caller parses it fully and reports exactly what that parse reports.
 pub fn sniff(text: &str) -> Option<Head> {
@@ -490,7 +491,17 @@ pub fn sniff(text: &str) -> Option<Head> {
                         };
                         match (depth, in_metadata, k.as_deref()) {
                             (1, _, Some("apiVersion")) => head.api_version = text(),
-                            (1, _, Some("kind")) => head.kind = text(),
+                            (1, _, Some("kind")) => {
+                                head.kind = text();
+                                // What the caller parses fully anyway: stop reading here.
+                                if head
+                                    .kind
+                                    .as_deref()
+                                    .is_some_and(|k| k == "DaemonSet" || k.ends_with("List"))
+                                {
+                                    return None;
+                                }
+                            }
                             (2, true, Some("namespace")) => head.namespace = text(),
                             (2, true, Some("name")) => head.name = text(),
                             (2, true, Some("generateName")) => head.generate_name = text(),
@@ -821,7 +832,9 @@ mod tests {
                 ..Head::default()
             }
         );
-        assert!(sniff("kind: List\nitems: []\n").unwrap().items);
+        assert!(sniff("apiVersion: v1\nitems: []\n").unwrap().items);
+        assert_eq!(sniff("kind: List\nitems: []\n"), None);
+        assert_eq!(sniff("kind: DaemonSet\nspec: {a: 1}\n"), None);
         for declined in [
             "",
             "# only a comment\n",
@@ -850,7 +863,7 @@ mod tests {
             "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"x\"}}",
             "kind: Pod\napiVersion: 1\nmetadata: [name, x]\n",
             "apiVersion: v1\nkind: yes\nmetadata:\n  name: \"null\"\n  namespace: null\n",
-            "kind: PodList\nitems: {a: 1}\nmetadata:\n  x:\n    name: deeper\n",
+            "kind: Pod\nitems: {a: 1}\nmetadata:\n  x:\n    name: deeper\n",
             "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: |\n    ---\n",
             "metadata:\n  name: n\n  name2: m\n",
         ];
