@@ -57,11 +57,11 @@ if [ ! -d "$tree" ] || [ ! -f "$stream" ]; then
                 if (i % 50 == 49) { printf "%s", renamed(text[int(i / 50) % f + 1], i) > stream; continue }
                 k = i % 3
                 if (k == 0) {
-                    printf "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: %s\n  namespace: team-%d\n  labels:\n    app.kubernetes.io/name: %s\n    app.kubernetes.io/managed-by: Helm\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: %s\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: %s\n    spec:\n      containers:\n        - name: app\n          image: \"registry.example.com/%s:1.%d.0\"\n          ports:\n            - containerPort: 8080\n          resources:\n            requests: {cpu: 100m, memory: 128Mi}\n", app, i % 20, app, app, app, app, i % 9 > stream
+                    printf "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: %s\n  namespace: team-%d\n  labels:\n    app.kubernetes.io/name: %s\n    app.kubernetes.io/managed-by: Helm\n    helm.sh/chart: %s-1.2.3\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: %s\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: %s\n    spec:\n      containers:\n        - name: app\n          image: \"registry.example.com/%s:1.%d.0\"\n          ports:\n            - containerPort: 8080\n          resources:\n            requests: {cpu: 100m, memory: 128Mi}\n", app, i % 20, app, app, app, app, app, i % 9 > stream
                 } else if (k == 1) {
-                    printf "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-config\n  namespace: team-%d\ndata:\n  LOG_LEVEL: info\n  FEATURE_FLAGS: \"a,b,c\"\n", app, i % 20 > stream
+                    printf "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-config\n  namespace: team-%d\n  labels:\n    app.kubernetes.io/name: %s\n    app.kubernetes.io/managed-by: Helm\ndata:\n  LOG_LEVEL: info\n  FEATURE_FLAGS: \"a,b,c\"\n", app, i % 20, app > stream
                 } else {
-                    printf "apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n  namespace: team-%d\nspec:\n  selector:\n    app.kubernetes.io/name: %s\n  ports:\n    - name: http\n      port: 80\n      targetPort: 8080\n", app, i % 20, app > stream
+                    printf "apiVersion: v1\nkind: Service\nmetadata:\n  name: %s\n  namespace: team-%d\n  labels:\n    app.kubernetes.io/name: %s\n    app.kubernetes.io/managed-by: Helm\nspec:\n  selector:\n    app.kubernetes.io/name: %s\n  ports:\n    - name: http\n      port: 80\n      targetPort: 8080\n", app, i % 20, app, app > stream
                 }
             }
         }' "$corpus"/*.yaml
