@@ -60,7 +60,21 @@ pub const MAX_DEPTH: usize = 128;
 /// trailing `---`) are dropped, but document indexes keep counting them so they match what an
 /// editor shows.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
-    let mut builder = Builder::default();
+    parse_documents_at(text, 0, 0)
+}
+
+/// [`parse_documents`] of a piece of a larger stream that starts at a line boundary: document
+/// indexes start at `first_document` and line numbers count `first_line` lines before the piece.
+pub fn parse_documents_at(
+    text: &str,
+    first_document: usize,
+    first_line: usize,
+) -> Result<Vec<Document>, YamlError> {
+    let mut builder = Builder {
+        doc_index: first_document,
+        line_offset: first_line,
+        ..Builder::default()
+    };
     let mut input = text.as_bytes();
     let mut parser = Parser::new();
     parser.set_input_string(&mut input);
@@ -73,7 +87,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             let (line, column) = tag_before_comma(text).unwrap_or((1, 1));
             return Err(YamlError {
                 document: builder.doc_index,
-                line,
+                line: line + first_line,
                 column,
                 message: "a tag (`!...`) directly followed by a comma; put a value after the tag, \
                           or quote the text if it is not a tag"
@@ -83,9 +97,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         let event = match parsed {
             Ok(ev) => ev,
             Err(e) => {
-                let (line, column) = e
-                    .problem_mark()
-                    .map_or((0, 0), |m| (m.line as usize + 1, m.column as usize + 1));
+                let (line, column) = e.problem_mark().map_or((0, 0), |m| {
+                    (m.line as usize + 1 + first_line, m.column as usize + 1)
+                });
                 let message = match e.context() {
                     Some(ctx) => format!("{} {}", ctx, e.problem()),
                     None => e.problem().to_string(),
@@ -153,6 +167,8 @@ struct Builder {
     anchor_sizes: HashMap<String, u64>,
     /// `expanded` when each open collection started.
     open_sizes: Vec<u64>,
+    /// Lines of the stream before the text being parsed.
+    line_offset: usize,
 }
 
 /// The most values a document may hold once its aliases are expanded. Real manifests hold a few
@@ -164,9 +180,16 @@ pub const MAX_EXPANDED_VALUES: u64 = 1_000_000;
 const MERGE_KEY: &str = "<<";
 
 impl Builder {
+    fn location(&self, mark: Mark) -> Location {
+        Location {
+            line: mark.line as usize + 1 + self.line_offset,
+            column: mark.column as usize + 1,
+        }
+    }
+
     fn fail(&mut self, mark: Mark, message: String) {
         if self.error.is_none() {
-            let l = location(mark);
+            let l = self.location(mark);
             self.error = Some(YamlError {
                 document: self.doc_index,
                 line: l.line,
@@ -268,7 +291,8 @@ impl Builder {
                 return;
             }
         };
-        self.locations.entry(ptr.clone()).or_insert(location(mark));
+        let at = self.location(mark);
+        self.locations.entry(ptr.clone()).or_insert(at);
         self.open_sizes.push(self.expanded);
         self.stack.push((frame_for(ptr), anchor));
     }
@@ -327,7 +351,8 @@ impl Builder {
                     self.insert(Value::String(value), anchor, 1, mark);
                     return;
                 };
-                self.locations.entry(ptr).or_insert(location(mark));
+                let at = self.location(mark);
+                self.locations.entry(ptr).or_insert(at);
                 if !self.count(1, mark) {
                     return;
                 }
@@ -345,7 +370,8 @@ impl Builder {
                     }
                     let v = self.anchors.get(&anchor).cloned().unwrap_or(Value::Null);
                     if let Some(ptr) = self.next_pointer() {
-                        self.locations.entry(ptr).or_insert(location(mark));
+                        let at = self.location(mark);
+                        self.locations.entry(ptr).or_insert(at);
                     }
                     self.insert(v, None, size, mark)
                 }
@@ -365,10 +391,172 @@ impl Builder {
     }
 }
 
-fn location(mark: Mark) -> Location {
-    Location {
-        line: mark.line as usize + 1,
-        column: mark.column as usize + 1,
+/// The type and name of a one-document piece of YAML, read without building its tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Head {
+    /// `apiVersion`, `kind`: top-level strings (`None` when absent or not a string).
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    /// `metadata.namespace`, `metadata.name`, `metadata.generateName` when they are strings.
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub generate_name: Option<String>,
+    /// Whether the top level has an `items` sequence.
+    pub items: bool,
+}
+
+/// Reads the [`Head`] of `text`, which holds at most one document, from the parser's events
+/// alone: no value tree, no locations. `None` for a `DaemonSet` or a `...List` kind (as soon as
+/// the kind is read: those are parsed fully anyway), and whenever [`parse_documents`] might
+/// answer anything but a single mapping it accepts (a syntax error, no document or more than one, a root that is
+/// not a mapping, aliases, tags, merge keys, complex or duplicate keys, too deep or too many
+/// values), so that the caller parses it fully and reports exactly what that parse reports.
+pub fn sniff(text: &str) -> Option<Head> {
+    /// Keys of a mapping: a short list (most mappings), a set past a few dozen keys.
+    enum Keys {
+        Few(Vec<String>),
+        Many(std::collections::HashSet<String>),
+    }
+    impl Keys {
+        /// Adds `k`; false if it was there already.
+        fn insert(&mut self, k: String) -> bool {
+            match self {
+                Keys::Few(v) if v.contains(&k) => false,
+                Keys::Few(v) if v.len() < 32 => {
+                    v.push(k);
+                    true
+                }
+                Keys::Few(v) => {
+                    let mut set: std::collections::HashSet<String> = v.drain(..).collect();
+                    set.insert(k);
+                    *self = Keys::Many(set);
+                    true
+                }
+                Keys::Many(set) => set.insert(k),
+            }
+        }
+    }
+    enum Frame {
+        /// Keys seen so far, whether a value is due, and its key at the two levels read.
+        Map(Keys, bool, Option<String>),
+        Seq,
+    }
+    let mut input = text.as_bytes();
+    let mut parser = Parser::new();
+    parser.set_input_string(&mut input);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut head = Head::default();
+    let (mut documents, mut roots, mut values) = (0usize, 0usize, 0u64);
+    loop {
+        let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse()))
+            .ok()?
+            .ok()?;
+        match event.data {
+            EventData::StreamStart { .. } | EventData::DocumentEnd { .. } => {}
+            EventData::StreamEnd => break,
+            EventData::DocumentStart { .. } => {
+                documents += 1;
+                if documents > 1 {
+                    return None;
+                }
+            }
+            EventData::Alias { .. } => return None,
+            EventData::Scalar { tag: Some(_), .. } => return None,
+            EventData::Scalar { value, style, .. } => {
+                let depth = stack.len();
+                let in_metadata = depth == 2
+                    && matches!(stack.first(), Some(Frame::Map(_, _, Some(k))) if k == "metadata");
+                match stack.last_mut() {
+                    // A root scalar: the empty document, or not an object.
+                    None => return None,
+                    Some(Frame::Map(keys, due @ false, key)) => {
+                        if value == MERGE_KEY {
+                            return None;
+                        }
+                        if depth <= 2 {
+                            *key = Some(value.clone());
+                        }
+                        if !keys.insert(value) {
+                            return None;
+                        }
+                        *due = true;
+                        continue;
+                    }
+                    Some(Frame::Map(_, due @ true, key)) => {
+                        *due = false;
+                        let k = key.take();
+                        let text = || match plain_or_quoted(value, style) {
+                            Value::String(s) => Some(s),
+                            _ => None,
+                        };
+                        match (depth, in_metadata, k.as_deref()) {
+                            (1, _, Some("apiVersion")) => head.api_version = text(),
+                            (1, _, Some("kind")) => {
+                                head.kind = text();
+                                // What the caller parses fully anyway: stop reading here.
+                                if head
+                                    .kind
+                                    .as_deref()
+                                    .is_some_and(|k| k == "DaemonSet" || k.ends_with("List"))
+                                {
+                                    return None;
+                                }
+                            }
+                            (2, true, Some("namespace")) => head.namespace = text(),
+                            (2, true, Some("name")) => head.name = text(),
+                            (2, true, Some("generateName")) => head.generate_name = text(),
+                            _ => {}
+                        }
+                    }
+                    Some(Frame::Seq) => {}
+                }
+                values += 1;
+            }
+            EventData::SequenceStart { tag: Some(_), .. }
+            | EventData::MappingStart { tag: Some(_), .. } => return None,
+            EventData::SequenceStart { .. } | EventData::MappingStart { .. } => {
+                let map = matches!(event.data, EventData::MappingStart { .. });
+                match stack.last() {
+                    None if !map => return None,
+                    None => roots += 1,
+                    Some(Frame::Map(_, false, _)) => return None,
+                    Some(Frame::Map(_, true, Some(k))) if stack.len() == 1 && k == "items" => {
+                        head.items = !map
+                    }
+                    _ => {}
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return None;
+                }
+                stack.push(if map {
+                    Frame::Map(Keys::Few(Vec::new()), false, None)
+                } else {
+                    Frame::Seq
+                });
+            }
+            EventData::SequenceEnd | EventData::MappingEnd => {
+                stack.pop();
+                if let Some(Frame::Map(_, due, key)) = stack.last_mut() {
+                    *due = false;
+                    // The top level keeps `metadata` while its mapping is read; drop it now.
+                    *key = None;
+                }
+                values += 1;
+            }
+        }
+        if values > MAX_EXPANDED_VALUES {
+            return None;
+        }
+    }
+    (roots == 1).then_some(head)
+}
+
+/// A scalar without a tag, resolved as [`parse_documents`] resolves it.
+fn plain_or_quoted(text: String, style: ScalarStyle) -> Value {
+    if style == ScalarStyle::Plain {
+        plain(&text)
+    } else {
+        Value::String(text)
     }
 }
 
@@ -611,5 +799,78 @@ mod tests {
     fn json_is_yaml() {
         let docs = parse_documents("{\"a\": [1, 2], \"b\": \"c\"}").unwrap();
         assert_eq!(docs[0].value, json!({"a": [1, 2], "b": "c"}));
+    }
+
+    /// What the full parse says of a one-document text, in the shape of a [`Head`].
+    fn head_of_full_parse(text: &str) -> Option<Head> {
+        let docs = parse_documents(text).ok()?;
+        let [doc] = docs.as_slice() else { return None };
+        let v = &doc.value;
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
+        v.is_object().then(|| Head {
+            api_version: s("/apiVersion"),
+            kind: s("/kind"),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name"),
+            generate_name: s("/metadata/generateName"),
+            items: v.get("items").is_some_and(Value::is_array),
+        })
+    }
+
+    #[test]
+    fn sniff_reads_type_and_name_or_declines() {
+        let head = sniff(
+            "# c\n---\napiVersion: v1\nkind: 'ConfigMap'\nmetadata:\n  name: cm\n  namespace: 1\n  labels: {name: x}\ndata: {kind: x}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            head,
+            Head {
+                api_version: Some("v1".into()),
+                kind: Some("ConfigMap".into()),
+                name: Some("cm".into()),
+                ..Head::default()
+            }
+        );
+        assert!(sniff("apiVersion: v1\nitems: []\n").unwrap().items);
+        assert_eq!(sniff("kind: List\nitems: []\n"), None);
+        assert_eq!(sniff("kind: DaemonSet\nspec: {a: 1}\n"), None);
+        for declined in [
+            "",
+            "# only a comment\n",
+            "---\n",
+            "- a\n",
+            "text\n",
+            "a: 1\n---\nb: 2\n",
+            "a: 1\na: 2\n",
+            "a: &x 1\nb: *x\n",
+            "kind: !!str Pod\n",
+            "<<: {kind: Pod}\n",
+            "? [a]\n: 1\n",
+            "a: [1\n",
+            "a: !x,\n",
+        ] {
+            assert_eq!(sniff(declined), None, "{declined:?}");
+        }
+        let deep = "a:\n".to_string() + &"- ".repeat(MAX_DEPTH + 1) + "x\n";
+        assert_eq!(sniff(&deep), None);
+    }
+
+    #[test]
+    fn sniff_agrees_with_the_full_parse() {
+        let texts = [
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: n, generateName: g}\n",
+            "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"x\"}}",
+            "kind: Pod\napiVersion: 1\nmetadata: [name, x]\n",
+            "apiVersion: v1\nkind: yes\nmetadata:\n  name: \"null\"\n  namespace: null\n",
+            "kind: Pod\nitems: {a: 1}\nmetadata:\n  x:\n    name: deeper\n",
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: |\n    ---\n",
+            "metadata:\n  name: n\n  name2: m\n",
+        ];
+        for text in texts {
+            let sniffed = sniff(text);
+            assert!(sniffed.is_some(), "{text:?}");
+            assert_eq!(sniffed, head_of_full_parse(text), "{text:?}");
+        }
     }
 }

@@ -1,18 +1,17 @@
 //! The `lint` and `rules` commands: the only part of the linter that reads files and writes to
 //! the terminal.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::remote::Remote;
-use super::report::{
-    lint_text, report, ErrorKind, FileReport, InputError, LintOptions, OldObjects, UPDATE_NEEDS_OLD,
-};
-use super::{decode, fixed_manifests, render, rule_docs, valid_namespace, Format, LintQuery};
+use super::report::{ErrorKind, InputError, LintOptions, OldObjects, UPDATE_NEEDS_OLD};
+use super::stream::{self, Input, Settings, Source};
+use super::text::Style;
+use super::{decode, rule_docs, valid_namespace, Format};
 use crate::config::Policy;
 use crate::policy::{Operation, Policies};
-use crate::yaml::Document;
 
 /// When to colour text output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -64,6 +63,10 @@ pub struct LintArgs {
     /// have no shell to invert an exit code.
     #[arg(long, value_enum, value_name = "VERDICT")]
     pub expect: Option<Expect>,
+    /// Threads that lint files and documents in parallel (default: the available cores); the
+    /// report is the same for any number.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 /// The verdict `--expect` asks for.
@@ -142,17 +145,6 @@ fn write_out(s: &str) -> ExitCode {
     }
 }
 
-/// One input to lint.
-struct Input {
-    /// The path as given (or found under a directory), `-` for stdin.
-    name: String,
-    bytes: Result<Vec<u8>, InputError>,
-}
-
-fn io_error(name: &str, e: &std::io::Error) -> InputError {
-    InputError::new(name, ErrorKind::Io, format!("cannot read: {e}"))
-}
-
 fn is_manifest(p: &Path) -> bool {
     matches!(
         p.extension().and_then(|e| e.to_str()),
@@ -194,47 +186,35 @@ fn inputs(paths: &[String]) -> Vec<Input> {
     };
     let mut out = Vec::new();
     for p in paths {
+        let input = |source| Input {
+            name: p.clone(),
+            source,
+        };
         if p == "-" {
-            let mut buf = Vec::new();
-            let bytes = std::io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .map(|_| buf)
-                .map_err(|e| io_error("-", &e));
-            out.push(Input {
-                name: "-".into(),
-                bytes,
-            });
+            out.push(input(Source::Stdin));
             continue;
         }
         let path = Path::new(p);
         if path.is_dir() {
             let mut files = Vec::new();
             match walk(path, &mut files) {
-                Err(e) => out.push(Input {
-                    name: p.clone(),
-                    bytes: Err(io_error(p, &e)),
-                }),
-                Ok(()) if files.is_empty() => out.push(Input {
-                    name: p.clone(),
-                    bytes: Err(InputError::new(
-                        p,
-                        ErrorKind::Io,
-                        "directory holds no *.yaml, *.yml or *.json file",
-                    )),
-                }),
-                Ok(()) => out.extend(files.into_iter().map(|f| {
-                    let name = f.to_string_lossy().into_owned();
-                    let bytes = std::fs::read(&f).map_err(|e| io_error(&name, &e));
-                    Input { name, bytes }
+                Err(e) => out.push(input(Source::Failed(InputError::new(
+                    p,
+                    ErrorKind::Io,
+                    format!("cannot read: {e}"),
+                )))),
+                Ok(()) if files.is_empty() => out.push(input(Source::Failed(InputError::new(
+                    p,
+                    ErrorKind::Io,
+                    "directory holds no *.yaml, *.yml or *.json file",
+                )))),
+                Ok(()) => out.extend(files.into_iter().map(|f| Input {
+                    name: f.to_string_lossy().into_owned(),
+                    source: Source::File(f),
                 })),
             }
         } else {
-            let bytes = std::fs::read(path).map_err(|e| io_error(p, &e));
-            out.push(Input {
-                name: p.clone(),
-                bytes,
-            });
+            out.push(input(Source::File(path.to_path_buf())));
         }
     }
     out
@@ -309,78 +289,66 @@ fn run(args: &LintArgs) -> Result<u8, String> {
         old: old.as_ref(),
     };
 
-    let mut files: Vec<FileReport> = Vec::new();
-    let mut errors: Vec<InputError> = Vec::new();
-    let mut fixed = String::new();
-    for input in inputs(&args.paths) {
-        let bytes = match input.bytes {
-            Ok(b) => b,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let text = match decode(&input.name, &bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(*e);
-                continue;
-            }
-        };
-        let (file, documents): (FileReport, Vec<Document>) = match &remote {
-            None => {
-                let linted = lint_text(&input.name, text, &opts);
-                errors.extend(linted.errors);
-                (linted.file, linted.documents)
-            }
-            Some(remote) => {
-                let query = LintQuery {
-                    namespace: Some(args.namespace.clone()),
-                    operation: Some(args.operation.as_str().into()),
-                    format: Some("json".into()),
-                };
-                match remote.lint(&input.name, text.as_bytes(), &query) {
-                    Ok(file) => {
-                        let docs = if args.fix {
-                            super::report::parse(text).unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        };
-                        (file, docs)
-                    }
-                    Err(mut errs) => {
-                        errors.append(&mut errs);
-                        continue;
-                    }
-                }
-            }
-        };
-        if args.fix {
-            fixed.push_str(&format!("# Source: {}\n", input.name));
-            fixed.push_str(&fixed_manifests(&documents, &file));
-        }
-        files.push(file);
-    }
-
-    let report = report(files, errors, &opts);
-    let code = exit_code(&report, args.expect);
-    if args.fix {
-        let color = use_color(args.color, std::io::stderr().is_terminal());
-        eprint!("{}", render(&report, args.format, color));
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(fixed.as_bytes());
+    let jobs = match args.jobs {
+        Some(0) => return Err("--jobs must be at least 1".into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // The report goes to stdout, or to stderr when stdout carries the fixed manifests.
+    let terminal = if args.fix {
+        std::io::stderr().is_terminal()
     } else {
-        let color = use_color(args.color, std::io::stdout().is_terminal());
-        if args.format != Format::Text {
-            // Machine formats own stdout; people still see why the exit code is 2.
-            for e in &report.errors {
-                eprintln!("error: {e}");
-            }
-        }
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(render(&report, args.format, color).as_bytes());
+        std::io::stdout().is_terminal()
+    };
+    let settings = Settings {
+        opts,
+        format: args.format,
+        style: Style {
+            color: use_color(args.color, terminal),
+        },
+        fix: args.fix,
+        jobs,
+    };
+    let inputs = inputs(&args.paths);
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let (mut report_out, mut fixed_out) = if args.fix {
+        (
+            Box::new(BufWriter::new(stderr.lock())) as Box<dyn Write>,
+            Some(BufWriter::new(stdout.lock())),
+        )
+    } else {
+        (
+            Box::new(BufWriter::new(stdout.lock())) as Box<dyn Write>,
+            None,
+        )
+    };
+    let result = stream::run(
+        inputs,
+        &settings,
+        remote.as_ref(),
+        &mut report_out,
+        fixed_out.as_mut().map(|w| w as &mut dyn Write),
+    );
+    let _ = report_out.flush();
+    if let Some(w) = &mut fixed_out {
+        let _ = w.flush();
     }
-    Ok(code)
+    drop(report_out);
+    drop(fixed_out);
+    let report = match result {
+        Ok(r) => r,
+        // A closed pipe (`| head`) is not worth a message; the exit code still says it.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(2),
+        Err(e) => return Err(format!("cannot write the report: {e}")),
+    };
+    if !args.fix && args.format != Format::Text {
+        // Machine formats own stdout; people still see why the exit code is 2.
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(exit_code(&report, args.expect))
 }
 
 #[cfg(test)]

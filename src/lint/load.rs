@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::report::{ErrorKind, InputError, Locator, Skipped};
 use crate::policy::escape_token;
-use crate::yaml::Document;
+use crate::yaml::{Document, Head};
 
 /// API versions under which DaemonSets used to be served; Kubernetes 1.16 stopped serving them.
 pub const REMOVED_API_VERSIONS: &[&str] = &["extensions/v1beta1", "apps/v1beta2"];
@@ -162,20 +162,8 @@ fn collect(
             }));
             return Ok(());
         }
-        (Some(v), Some("DaemonSet")) => {
-            out.push(skipped(format!(
-                "a DaemonSet of API group version {v}, not the Kubernetes apps/v1 DaemonSet"
-            )));
-            return Ok(());
-        }
-        (Some(_), Some(k)) => {
-            out.push(skipped(format!("a {k}, not a DaemonSet")));
-            return Ok(());
-        }
         _ => {
-            out.push(skipped(
-                "not a Kubernetes object: apiVersion or kind is missing".to_string(),
-            ));
+            out.push(skipped(skip_reason(api_version, kind)));
             return Ok(());
         }
     }
@@ -235,6 +223,36 @@ fn collect(
         object,
     })));
     Ok(())
+}
+
+/// Why a document of this type, which is not an apps/v1 DaemonSet nor one of a removed API
+/// version, is skipped.
+fn skip_reason(api_version: Option<&str>, kind: Option<&str>) -> String {
+    match (api_version, kind) {
+        (Some(v), Some("DaemonSet")) => {
+            format!("a DaemonSet of API group version {v}, not the Kubernetes apps/v1 DaemonSet")
+        }
+        (Some(_), Some(k)) => format!("a {k}, not a DaemonSet"),
+        _ => "not a Kubernetes object: apiVersion or kind is missing".to_string(),
+    }
+}
+
+/// The skipped entry of a document known from its [`Head`] alone, or `None` when it needs
+/// loading: a DaemonSet of any version, or a `List` that may hold one.
+pub(crate) fn sniffed(document: usize, head: &Head) -> Option<Skipped> {
+    let kind = head.kind.as_deref();
+    if kind == Some("DaemonSet") || (head.items && kind.is_some_and(|k| k.ends_with("List"))) {
+        return None;
+    }
+    Some(Skipped {
+        document,
+        item: None,
+        api_version: head.api_version.clone(),
+        kind: head.kind.clone(),
+        namespace: head.namespace.clone(),
+        name: head.name.clone().or_else(|| head.generate_name.clone()),
+        reason: skip_reason(head.api_version.as_deref(), kind),
+    })
 }
 
 /// An error at `pointer` (or its nearest ancestor present in the input).

@@ -1,7 +1,8 @@
 //! Manifests (YAML/JSON, multi-document, `List` kinds) <-> engine, and the report formats.
 //!
-//! One code path ([`report::lint_text`]) serves the `lint` CLI, `lint --remote` and the server's
-//! `/lint` ([`lint_http`]), so they cannot disagree; each DaemonSet goes through
+//! One code path ([`report::lint_chunk`], per document) serves the `lint` CLI (which streams its
+//! inputs in parallel, see `stream.rs`), `lint --remote` and the server's `/lint` ([`lint_http`],
+//! through [`report::lint_text`]), so they cannot disagree; each DaemonSet goes through
 //! [`crate::policy::decide`], exactly as admission through both webhooks would.
 
 mod cli;
@@ -10,6 +11,8 @@ pub mod load;
 mod remote;
 pub mod report;
 pub mod sarif;
+pub mod split;
+mod stream;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
@@ -119,11 +122,11 @@ fn json_pretty(v: &serde_json::Value) -> String {
 
 /// The input's documents with the mutation applied to each DaemonSet, as a YAML stream (what
 /// `lint --fix` prints). Other documents are kept as they are; comments are not preserved.
-pub fn fixed_manifests(documents: &[Document], file: &FileReport) -> String {
+pub fn fixed_manifests(documents: &[Document], objects: &[ObjectReport]) -> String {
     let mut out = String::new();
     for doc in documents {
         let mut value = doc.value.clone();
-        for o in file.objects.iter().filter(|o| o.document == doc.index) {
+        for o in objects.iter().filter(|o| o.document == doc.index) {
             match o.item {
                 None => value = o.mutated.clone(),
                 Some(i) => {
@@ -326,11 +329,7 @@ pub fn lint_http(
     if !errors.is_empty() {
         return error_response(400, errors);
     }
-    // The parse trees (with every value's position) are the largest part of a lint; the
-    // report does not need them, so they are freed before it is built and rendered.
-    let no_documents = documents.is_empty();
-    drop(documents);
-    if no_documents {
+    if documents == 0 {
         return error_response(
             400,
             vec![InputError {

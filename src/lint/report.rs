@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::load::{self, Item, Loaded, Removed};
+use super::split::{Chunk, Splitter};
 use crate::policy::decision::{self, Decision, Review, Stage};
 use crate::policy::{Finding, Mode, OldObject, Operation, Policies};
 use crate::yaml::{self, Document, Location};
@@ -175,6 +176,39 @@ pub struct Summary {
     pub fixed: usize,
 }
 
+impl Summary {
+    /// Counts a DaemonSet and its findings.
+    pub fn count(&mut self, o: &ObjectReport) {
+        self.daemonsets += 1;
+        if o.verdict.allowed {
+            self.allowed += 1;
+        } else {
+            self.denied += 1;
+        }
+        for x in &o.findings {
+            match (x.fixed, x.mode) {
+                (true, _) => self.fixed += 1,
+                (false, Mode::Enforce) => self.enforce += 1,
+                (false, Mode::Warn) => self.warn += 1,
+                (false, Mode::Off) => {}
+            }
+        }
+    }
+
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: &Summary) {
+        self.files += other.files;
+        self.daemonsets += other.daemonsets;
+        self.allowed += other.allowed;
+        self.denied += other.denied;
+        self.skipped += other.skipped;
+        self.errors += other.errors;
+        self.enforce += other.enforce;
+        self.warn += other.warn;
+        self.fixed += other.fixed;
+    }
+}
+
 /// What kind of input problem an [`InputError`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -283,7 +317,7 @@ impl OldObjects {
                 )
             }]
         })?;
-        let locator = Locator::new(text);
+        let locator = Locator::at(text, 0);
         let mut out = OldObjects::default();
         for doc in &docs {
             for item in load::items(source, doc, &locator).map_err(|e| vec![*e])? {
@@ -316,12 +350,21 @@ pub const UPDATE_NEEDS_OLD: &str = "--operation UPDATE compares the manifest wit
 /// that lacks it, so such locations are moved back to the start of that key.
 pub(crate) struct Locator<'t> {
     lines: Vec<&'t str>,
+    /// Lines of the input before `text`.
+    first_line: usize,
 }
 
 impl<'t> Locator<'t> {
+    #[cfg(test)]
     pub fn new(text: &'t str) -> Self {
+        Self::at(text, 0)
+    }
+
+    /// A locator for a piece of an input that starts after `first_line` lines.
+    pub fn at(text: &'t str, first_line: usize) -> Self {
         Locator {
             lines: text.lines().collect(),
+            first_line,
         }
     }
 
@@ -331,7 +374,11 @@ impl<'t> Locator<'t> {
     }
 
     fn refine(&self, l: Location) -> Location {
-        let Some(line) = l.line.checked_sub(1).and_then(|i| self.lines.get(i)) else {
+        let Some(line) = l
+            .line
+            .checked_sub(1 + self.first_line)
+            .and_then(|i| self.lines.get(i))
+        else {
             return l;
         };
         let chars: Vec<char> = line.chars().collect();
@@ -363,17 +410,18 @@ impl<'t> Locator<'t> {
     }
 }
 
-/// One linted input: its report, the documents it was parsed into (for `--fix`), and the first
-/// error that stopped it.
+/// One linted input: its report, how many documents it holds, and the errors (the last one
+/// may have stopped it).
 #[derive(Debug)]
 pub struct Linted {
     pub file: FileReport,
-    pub documents: Vec<Document>,
+    /// Documents that hold something (comments and empty documents do not count).
+    pub documents: usize,
     pub errors: Vec<InputError>,
 }
 
-/// Lints one input. Syntax errors stop the whole input (YAML cannot resume after one); an
-/// unreadable document stops at that document, keeping what came before.
+/// Lints one input. An unreadable document (a syntax error too: YAML cannot resume after one)
+/// stops the input there, keeping what came before.
 pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
     let mut linted = Linted {
         file: FileReport {
@@ -381,13 +429,61 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
             objects: Vec::new(),
             skipped: Vec::new(),
         },
-        documents: Vec::new(),
+        documents: 0,
         errors: Vec::new(),
     };
-    let docs = match parse(text) {
+    // Reading from a slice cannot fail.
+    for chunk in Splitter::new(text.as_bytes()).map_while(Result::ok) {
+        let c = lint_chunk(source, &chunk, opts, false);
+        linted.file.objects.extend(c.objects);
+        linted.file.skipped.extend(c.skipped);
+        linted.errors.extend(c.errors);
+        linted.documents += c.documents;
+        if c.stop {
+            break;
+        }
+    }
+    linted
+}
+
+/// One linted piece of an input (a document, see [`super::split`]).
+#[derive(Debug, Default)]
+pub struct ChunkLinted {
+    pub objects: Vec<ObjectReport>,
+    pub skipped: Vec<Skipped>,
+    pub errors: Vec<InputError>,
+    /// An unreadable document: the rest of the input is not linted.
+    pub stop: bool,
+    /// Documents that hold something.
+    pub documents: usize,
+    /// With `fix`: the documents with the mutation applied, as a YAML stream.
+    pub fixed: Option<String>,
+}
+
+/// Lints one piece of an input. A document that is not an apps/v1 DaemonSet (nor a `List` that
+/// may hold one) is recognised from the parser's events alone; only the others get the
+/// positioned tree. With `fix`, every document is parsed to be printed again.
+pub fn lint_chunk(source: &str, chunk: &Chunk, opts: &LintOptions<'_>, fix: bool) -> ChunkLinted {
+    let mut out = ChunkLinted::default();
+    let text = match decode_chunk(source, chunk) {
+        Ok(t) => t,
+        Err(e) => {
+            out.errors.push(*e);
+            out.stop = true;
+            return out;
+        }
+    };
+    if !fix {
+        if let Some(skipped) = yaml::sniff(text).and_then(|h| load::sniffed(chunk.document, &h)) {
+            out.documents = 1;
+            out.skipped.push(skipped);
+            return out;
+        }
+    }
+    let docs = match yaml::parse_documents_at(text, chunk.document, chunk.line) {
         Ok(d) => d,
         Err(e) => {
-            linted.errors.push(InputError {
+            out.errors.push(InputError {
                 source: source.to_string(),
                 kind: ErrorKind::Syntax,
                 document: Some(e.document),
@@ -396,37 +492,77 @@ pub fn lint_text(source: &str, text: &str, opts: &LintOptions<'_>) -> Linted {
                 path: None,
                 message: format!("invalid YAML: {}", e.message),
             });
-            return linted;
+            out.stop = true;
+            return out;
         }
     };
-    let locator = Locator::new(text);
+    let locator = Locator::at(text, chunk.line);
     for doc in &docs {
-        let items = match load::items(source, doc, &locator) {
-            Ok(items) => items,
-            Err(e) => {
-                linted.errors.push(*e);
-                break;
-            }
-        };
-        for item in items {
-            match item {
-                Item::Skipped(s) => linted.file.skipped.push(s),
-                Item::Removed(r) => linted.file.objects.push(removed(&locator, doc, r, opts)),
-                Item::DaemonSet(ds) => match evaluate(&locator, doc, &ds, opts) {
-                    Ok(Ok(o)) => linted.file.objects.push(o),
-                    Ok(Err(s)) => linted.file.skipped.push(s),
-                    Err((kind, message)) => linted.errors.push(InputError {
-                        document: Some(doc.index),
-                        line: locator.locate(doc, &ds.pointer).map(|l| l.line),
-                        column: locator.locate(doc, &ds.pointer).map(|l| l.column),
-                        ..InputError::new(source, kind, message)
-                    }),
-                },
-            }
+        out.documents += 1;
+        lint_document(source, doc, &locator, opts, &mut out);
+        if out.stop {
+            break;
         }
     }
-    linted.documents = docs;
-    linted
+    if fix {
+        out.fixed = Some(super::fixed_manifests(&docs, &out.objects));
+    }
+    out
+}
+
+/// Lints one parsed document into `out`.
+fn lint_document(
+    source: &str,
+    doc: &Document,
+    locator: &Locator<'_>,
+    opts: &LintOptions<'_>,
+    out: &mut ChunkLinted,
+) {
+    let items = match load::items(source, doc, locator) {
+        Ok(items) => items,
+        Err(e) => {
+            out.errors.push(*e);
+            out.stop = true;
+            return;
+        }
+    };
+    for item in items {
+        match item {
+            Item::Skipped(s) => out.skipped.push(s),
+            Item::Removed(r) => out.objects.push(removed(locator, doc, r, opts)),
+            Item::DaemonSet(ds) => match evaluate(locator, doc, &ds, opts) {
+                Ok(Ok(o)) => out.objects.push(o),
+                Ok(Err(s)) => out.skipped.push(s),
+                Err((kind, message)) => out.errors.push(InputError {
+                    document: Some(doc.index),
+                    line: locator.locate(doc, &ds.pointer).map(|l| l.line),
+                    column: locator.locate(doc, &ds.pointer).map(|l| l.column),
+                    ..InputError::new(source, kind, message)
+                }),
+            },
+        }
+    }
+}
+
+/// The piece as text, or where it stops being UTF-8 (line and column in the whole input).
+fn decode_chunk<'c>(source: &str, chunk: &'c Chunk) -> Result<&'c str, Box<InputError>> {
+    std::str::from_utf8(&chunk.bytes).map_err(|e| {
+        let good = &chunk.bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by construction.
+        let before = std::str::from_utf8(good).unwrap_or_default();
+        let line = chunk.line + before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Box::new(InputError {
+            document: Some(chunk.document),
+            line: Some(line),
+            column: Some(column),
+            ..InputError::new(
+                source,
+                ErrorKind::Encoding,
+                format!("invalid UTF-8 at byte {}", chunk.offset + e.valid_up_to()),
+            )
+        })
+    })
 }
 
 /// The one parse every linted input goes through (alias bombs are refused there, see
@@ -445,20 +581,7 @@ pub fn report(files: Vec<FileReport>, errors: Vec<InputError>, opts: &LintOption
     for f in &files {
         summary.skipped += f.skipped.len();
         for o in &f.objects {
-            summary.daemonsets += 1;
-            if o.verdict.allowed {
-                summary.allowed += 1;
-            } else {
-                summary.denied += 1;
-            }
-            for x in &o.findings {
-                match (x.fixed, x.mode) {
-                    (true, _) => summary.fixed += 1,
-                    (false, Mode::Enforce) => summary.enforce += 1,
-                    (false, Mode::Warn) => summary.warn += 1,
-                    (false, Mode::Off) => {}
-                }
-            }
+            summary.count(o);
         }
     }
     Report {

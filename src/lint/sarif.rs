@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::report::{FindingReport, Report};
+use super::report::{FindingReport, ObjectReport, Report};
 use super::RuleDoc;
 use crate::policy::Mode;
 
@@ -96,33 +96,44 @@ fn rule_descriptor(r: &RuleDoc) -> Value {
     })
 }
 
+/// One result per finding of a DaemonSet.
+pub fn results(source: &str, o: &ObjectReport, rules: &[RuleDoc]) -> Vec<Value> {
+    o.findings
+        .iter()
+        .map(|f| {
+            let mut result = json!({
+                "ruleId": f.rule,
+                "level": result_level(f),
+                "message": { "text": f.message },
+                "locations": [location(source, f.line, f.column)],
+                "properties": {
+                    "object": format!("{}/{}", o.namespace, o.name),
+                    "document": o.document,
+                    "path": f.path,
+                    "mode": f.mode,
+                    "fixedByMutation": f.fixed,
+                },
+            });
+            if let Some(i) = rules.iter().position(|r| r.id == f.rule) {
+                result["ruleIndex"] = json!(i);
+            }
+            result
+        })
+        .collect()
+}
+
 /// Renders the report as a SARIF 2.1.0 log.
 pub fn render(report: &Report, rules: &[RuleDoc]) -> Value {
     let descriptors: Vec<Value> = rules.iter().map(rule_descriptor).collect();
-    let mut results = Vec::new();
-    for file in &report.files {
-        for o in &file.objects {
-            for f in &o.findings {
-                let mut result = json!({
-                    "ruleId": f.rule,
-                    "level": result_level(f),
-                    "message": { "text": f.message },
-                    "locations": [location(&file.source, f.line, f.column)],
-                    "properties": {
-                        "object": format!("{}/{}", o.namespace, o.name),
-                        "document": o.document,
-                        "path": f.path,
-                        "mode": f.mode,
-                        "fixedByMutation": f.fixed,
-                    },
-                });
-                if let Some(i) = rules.iter().position(|r| r.id == f.rule) {
-                    result["ruleIndex"] = json!(i);
-                }
-                results.push(result);
-            }
-        }
-    }
+    let results: Vec<Value> = report
+        .files
+        .iter()
+        .flat_map(|file| {
+            file.objects
+                .iter()
+                .flat_map(|o| results(&file.source, o, rules))
+        })
+        .collect();
     let notifications: Vec<Value> = report
         .errors
         .iter()

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::report::{FindingReport, ObjectReport, Report};
+use super::report::{FindingReport, InputError, ObjectReport, Report, Skipped, Summary};
 use super::RuleDoc;
 use crate::policy::Mode;
 
@@ -93,58 +93,77 @@ fn finding_line(out: &mut String, source: &str, f: &FindingReport, s: Style) {
 pub fn render(report: &Report, s: Style) -> String {
     let mut out = String::new();
     for e in &report.errors {
-        let _ = writeln!(out, "{} {e}", s.red("error:"));
+        error(&mut out, e, s);
     }
     for file in &report.files {
         for o in &file.objects {
-            let verdict = if o.verdict.allowed {
-                s.green("allowed")
-            } else {
-                s.red("denied")
-            };
-            let _ = writeln!(
-                out,
-                "{} {} ({}): {verdict}",
-                s.bold(&object_title(o)),
-                s.dim(&format!("{}:{}", file.source, o.line.unwrap_or(1))),
-                where_in_file(o.document, o.item),
-            );
-            // People read top to bottom: by position in the file, engine order within a line.
-            let mut findings: Vec<&FindingReport> = o.findings.iter().collect();
-            findings.sort_by_key(|f| (f.line, f.column));
-            for f in findings {
-                finding_line(&mut out, &file.source, f, s);
-            }
-            if !o.patch.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  {}",
-                    s.dim(&format!(
-                        "mutation: {} (lint --fix prints the result)",
-                        plural(o.patch.len(), "patch operation", "patch operations")
-                    ))
-                );
-            }
+            object(&mut out, &file.source, o, s);
         }
         for k in &file.skipped {
-            let what = match (&k.kind, &k.name) {
-                (Some(kind), Some(name)) => format!("{kind} {name}"),
-                (Some(kind), None) => kind.clone(),
-                (None, _) => "document".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{}",
-                s.dim(&format!(
-                    "{}: skipped {what} ({}): {}",
-                    file.source,
-                    where_in_file(k.document, k.item),
-                    k.reason
-                ))
-            );
+            skipped(&mut out, &file.source, k, s);
         }
     }
-    let sum = &report.summary;
+    summary(&mut out, &report.summary, s);
+    out
+}
+
+/// An input error, one line.
+pub fn error(out: &mut String, e: &InputError, s: Style) {
+    let _ = writeln!(out, "{} {e}", s.red("error:"));
+}
+
+/// A DaemonSet: title and verdict, then one line per finding.
+pub fn object(out: &mut String, source: &str, o: &ObjectReport, s: Style) {
+    let verdict = if o.verdict.allowed {
+        s.green("allowed")
+    } else {
+        s.red("denied")
+    };
+    let _ = writeln!(
+        out,
+        "{} {} ({}): {verdict}",
+        s.bold(&object_title(o)),
+        s.dim(&format!("{source}:{}", o.line.unwrap_or(1))),
+        where_in_file(o.document, o.item),
+    );
+    // People read top to bottom: by position in the file, engine order within a line.
+    let mut findings: Vec<&FindingReport> = o.findings.iter().collect();
+    findings.sort_by_key(|f| (f.line, f.column));
+    for f in findings {
+        finding_line(out, source, f, s);
+    }
+    if !o.patch.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {}",
+            s.dim(&format!(
+                "mutation: {} (lint --fix prints the result)",
+                plural(o.patch.len(), "patch operation", "patch operations")
+            ))
+        );
+    }
+}
+
+/// A skipped document, one line.
+pub fn skipped(out: &mut String, source: &str, k: &Skipped, s: Style) {
+    let what = match (&k.kind, &k.name) {
+        (Some(kind), Some(name)) => format!("{kind} {name}"),
+        (Some(kind), None) => kind.clone(),
+        (None, _) => "document".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        s.dim(&format!(
+            "{source}: skipped {what} ({}): {}",
+            where_in_file(k.document, k.item),
+            k.reason
+        ))
+    );
+}
+
+/// The closing line with the counts.
+pub fn summary(out: &mut String, sum: &Summary, s: Style) {
     let mut line = format!(
         "{} in {}: {} allowed, {} denied",
         plural(sum.daemonsets, "DaemonSet", "DaemonSets"),
@@ -181,7 +200,6 @@ pub fn render(report: &Report, s: Style) -> String {
     };
     out.push_str(&painted);
     out.push('\n');
-    out
 }
 
 /// Renders the rule catalogue for a terminal.
