@@ -7,7 +7,7 @@
 mod cli;
 pub mod emit;
 pub mod load;
-mod remote;
+pub(crate) mod remote;
 pub mod report;
 pub mod sarif;
 pub mod text;
