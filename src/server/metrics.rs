@@ -73,6 +73,8 @@ pub struct Metrics {
     cert_expiry: Gauge,
     handshake_failures: Counter,
     in_flight: Gauge,
+    /// The background audit's (`serve --audit`); only these name objects.
+    pub audit: crate::audit::AuditMetrics,
 }
 
 impl Default for Metrics {
@@ -152,7 +154,9 @@ impl Metrics {
             "Admission requests being read or evaluated now",
             in_flight.clone(),
         );
+        let audit = crate::audit::AuditMetrics::register(&mut registry);
         Metrics {
+            audit,
             in_flight,
             registry,
             requests,

@@ -100,6 +100,11 @@ pub struct ServeArgs {
     /// exits anyway.
     #[arg(long, default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
     pub drain_timeout: Duration,
+    /// Audit the DaemonSets already in the cluster in the background (in-cluster or kubeconfig
+    /// credentials; needs get/list/watch on daemonsets) and export the violations as metrics.
+    /// Admission never depends on it.
+    #[arg(long)]
+    pub audit: bool,
 }
 
 /// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -282,7 +287,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "listening"
     );
 
+    let audit = args
+        .audit
+        .then(|| crate::audit::background::spawn(app.clone()));
     let signal = accept_loop(listener, acceptor, app.clone(), &args).await;
+    if let Some(task) = audit {
+        task.abort();
+    }
 
     let _ = metrics_stop.send(true);
     let _ = metrics_task.await;

@@ -1,0 +1,374 @@
+//! The server's background audit: a kube-runtime watcher over apps/v1 DaemonSets keeps every
+//! DaemonSet evaluated, re-evaluates one when it changes and all of them when the policy
+//! reloads, and exports the violations as metrics. Admission never waits on it: it runs as its
+//! own task, and an API server that is down or forbids the watch only shows in the logs and in
+//! `daemonset_guard_audit_errors_total`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::eval::{self, Violation};
+use crate::admission::Policies;
+
+/// `namespace/name` of a DaemonSet.
+pub type Key = (String, String);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViolationLabels {
+    namespace: String,
+    daemonset: String,
+    rule: &'static str,
+    mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    reason: &'static str,
+}
+
+/// The audit's metrics. Unlike the admission metrics, the violations carry the namespace and
+/// name of the DaemonSet: that is what an alert on them must say, and the series of a
+/// DaemonSet go away when it is fixed or deleted, so their number stays bounded by the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct AuditMetrics {
+    violations: Family<ViolationLabels, Gauge>,
+    daemonsets: Gauge,
+    last_full_pass: Gauge,
+    errors: Family<ErrorLabels, Counter>,
+}
+
+impl AuditMetrics {
+    /// Registers the audit metrics in `registry` (under its `daemonset_guard` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = AuditMetrics::default();
+        registry.register(
+            "audit_violations",
+            "Findings of the background audit on DaemonSets in the cluster, by namespace, \
+             DaemonSet, rule and mode (the series goes away when fixed or deleted)",
+            m.violations.clone(),
+        );
+        registry.register(
+            "audit_daemonsets",
+            "DaemonSets the background audit evaluated and keeps evaluating",
+            m.daemonsets.clone(),
+        );
+        registry.register_with_unit(
+            "audit_last_full_pass_timestamp",
+            "When the background audit last evaluated every DaemonSet (a list, or a policy reload)",
+            Unit::Seconds,
+            m.last_full_pass.clone(),
+        );
+        registry.register(
+            "audit_errors",
+            "Errors of the background audit by reason (the watch backs off and retries)",
+            m.errors.clone(),
+        );
+        m
+    }
+
+    /// Counts an error of the audit.
+    pub fn error(&self, reason: &'static str) {
+        self.errors.get_or_create(&ErrorLabels { reason }).inc();
+    }
+}
+
+/// A bounded label for an error.
+pub fn error_reason(e: &kube::Error) -> &'static str {
+    match e {
+        kube::Error::Api(s) if s.code == 401 => "unauthorized",
+        kube::Error::Api(s) if s.code == 403 => "forbidden",
+        kube::Error::Api(s) if s.code == 410 => "expired",
+        kube::Error::Api(_) => "api",
+        _ => "connection",
+    }
+}
+
+fn watch_error_reason(e: &watcher::Error) -> &'static str {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => error_reason(e),
+        watcher::Error::WatchError(s) if s.code == 410 => "expired",
+        watcher::Error::WatchError(s) if s.code == 403 => "forbidden",
+        watcher::Error::WatchError(_) => "api",
+        watcher::Error::NoResourceVersion => "api",
+    }
+}
+
+/// One audited DaemonSet.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The object as last seen (without managedFields), to re-evaluate on a policy change.
+    pub object: DaemonSet,
+    pub uid: Option<String>,
+    pub violations: Vec<Violation>,
+    /// The engine could not evaluate it (a bug, reported rather than hidden).
+    pub error: Option<String>,
+}
+
+/// What the audit knows: every DaemonSet and its violations, mirrored into the metrics.
+#[derive(Debug)]
+pub struct Audit {
+    entries: BTreeMap<Key, Entry>,
+    metrics: AuditMetrics,
+    /// Keys seen since the watcher started a (re)list.
+    listing: Option<HashSet<Key>>,
+    /// Namespaces whose results changed since [`Audit::take_dirty`].
+    dirty: BTreeSet<String>,
+}
+
+fn key(ds: &DaemonSet) -> Key {
+    (
+        ds.metadata.namespace.clone().unwrap_or_default(),
+        ds.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Counts per (rule, mode), the gauge values of one DaemonSet.
+fn series(violations: &[Violation]) -> BTreeMap<(&'static str, &'static str), i64> {
+    let mut out = BTreeMap::new();
+    for v in violations {
+        *out.entry((v.rule, v.mode.as_str())).or_insert(0) += 1;
+    }
+    out
+}
+
+impl Audit {
+    pub fn new(metrics: AuditMetrics) -> Self {
+        Audit {
+            entries: BTreeMap::new(),
+            metrics,
+            listing: None,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Every audited DaemonSet.
+    pub fn entries(&self) -> &BTreeMap<Key, Entry> {
+        &self.entries
+    }
+
+    /// The namespaces whose results changed since the last call.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    fn set_series(&self, k: &Key, old: &[Violation], new: &[Violation]) {
+        let (old, new) = (series(old), series(new));
+        let labels = |(rule, mode): (&'static str, &'static str)| ViolationLabels {
+            namespace: k.0.clone(),
+            daemonset: k.1.clone(),
+            rule,
+            mode,
+        };
+        for s in old.keys().filter(|s| !new.contains_key(*s)) {
+            self.metrics.violations.remove(&labels(*s));
+        }
+        for (s, n) in new {
+            self.metrics.violations.get_or_create(&labels(s)).set(n);
+        }
+    }
+
+    /// Evaluates a new or changed DaemonSet.
+    pub fn apply(&mut self, mut ds: DaemonSet, policies: &Policies) {
+        ds.metadata.managed_fields = None;
+        let k = key(&ds);
+        if let Some(seen) = self.listing.as_mut() {
+            seen.insert(k.clone());
+        }
+        let (violations, error) = match eval::decide(&ds, policies.policy()) {
+            Ok(d) => (eval::violations(&d), None),
+            Err(e) => {
+                tracing::error!(namespace = %k.0, name = %k.1, error = %e, "the audit cannot evaluate this DaemonSet");
+                self.metrics.error("evaluation");
+                (Vec::new(), Some(e.to_string()))
+            }
+        };
+        let old = self.entries.get(&k);
+        if old.is_none_or(|o| o.violations != violations || o.error != error) {
+            self.dirty.insert(k.0.clone());
+        }
+        self.set_series(&k, old.map_or(&[][..], |o| &o.violations), &violations);
+        let uid = ds.metadata.uid.clone();
+        self.entries.insert(
+            k,
+            Entry {
+                object: ds,
+                uid,
+                violations,
+                error,
+            },
+        );
+        self.metrics.daemonsets.set(self.entries.len() as i64);
+    }
+
+    /// Forgets a deleted DaemonSet and its series.
+    pub fn delete(&mut self, ds: &DaemonSet) {
+        self.remove(&key(ds));
+    }
+
+    fn remove(&mut self, k: &Key) {
+        if let Some(old) = self.entries.remove(k) {
+            self.set_series(k, &old.violations, &[]);
+            self.dirty.insert(k.0.clone());
+        }
+        self.metrics.daemonsets.set(self.entries.len() as i64);
+    }
+
+    /// A (re)list starts: what it does not return was deleted meanwhile.
+    pub fn list_started(&mut self) {
+        self.listing = Some(HashSet::new());
+    }
+
+    /// A (re)list ended: drops what it did not return; every DaemonSet is now evaluated.
+    pub fn list_done(&mut self) {
+        if let Some(seen) = self.listing.take() {
+            let gone: Vec<Key> = self
+                .entries
+                .keys()
+                .filter(|k| !seen.contains(*k))
+                .cloned()
+                .collect();
+            for k in gone {
+                self.remove(&k);
+            }
+        }
+        self.metrics.last_full_pass.set(now_seconds());
+    }
+
+    /// Re-evaluates every DaemonSet under a new policy.
+    pub fn reevaluate(&mut self, policies: &Policies) {
+        let objects: Vec<DaemonSet> = self.entries.values().map(|e| e.object.clone()).collect();
+        for ds in objects {
+            self.apply(ds, policies);
+        }
+        self.metrics.last_full_pass.set(now_seconds());
+    }
+
+    /// Handles one watcher event.
+    pub fn handle(&mut self, event: Event<DaemonSet>, policies: &Policies) {
+        match event {
+            Event::Init => self.list_started(),
+            Event::InitApply(ds) | Event::Apply(ds) => self.apply(ds, policies),
+            Event::InitDone => self.list_done(),
+            Event::Delete(ds) => self.delete(&ds),
+        }
+    }
+}
+
+/// How often the policy in force is compared with the one the audit last used.
+pub const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Called after each change with the audit, to write reports.
+pub trait Sink: Send {
+    /// Some results changed (see [`Audit::take_dirty`]).
+    fn changed(&mut self, audit: &mut Audit) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// No reports: metrics only.
+pub struct NoSink;
+
+impl Sink for NoSink {
+    async fn changed(&mut self, audit: &mut Audit) {
+        audit.take_dirty();
+    }
+}
+
+/// Watches every DaemonSet through `client` until the task is dropped. `policies` gives the
+/// policy in force; a different `Arc` means it was reloaded.
+pub async fn watch(
+    client: kube::Client,
+    policies: impl Fn() -> Arc<Policies>,
+    audit: &tokio::sync::Mutex<Audit>,
+    sink: &mut impl Sink,
+    config: watcher::Config,
+) {
+    let api: Api<DaemonSet> = Api::all(client);
+    let mut stream = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+    let mut current = policies();
+    let mut tick = tokio::time::interval(POLICY_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            item = stream.next() => {
+                let Some(item) = item else { return };
+                let mut a = audit.lock().await;
+                match item {
+                    Ok(event) => {
+                        a.handle(event, &current);
+                    }
+                    Err(e) => {
+                        let reason = watch_error_reason(&e);
+                        a.metrics.error(reason);
+                        tracing::warn!(error = %e, reason, "background audit: watching DaemonSets failed; retrying with backoff (admission is not affected)");
+                    }
+                }
+                sink.changed(&mut a).await;
+            }
+            _ = tick.tick() => {
+                let latest = policies();
+                if !Arc::ptr_eq(&latest, &current) {
+                    current = latest;
+                    let mut a = audit.lock().await;
+                    a.reevaluate(&current);
+                    tracing::info!(daemonsets = a.entries.len(), "background audit: policy changed, every DaemonSet re-evaluated");
+                    sink.changed(&mut a).await;
+                }
+            }
+        }
+    }
+}
+
+/// Connects with the in-cluster (or kubeconfig) credentials, retrying with backoff, then
+/// watches. Runs until the task is dropped.
+pub async fn run(
+    policies: impl Fn() -> Arc<Policies>,
+    metrics: AuditMetrics,
+    sink: &mut impl Sink,
+) {
+    let mut delay = Duration::from_secs(1);
+    let client = loop {
+        match kube::Client::try_default().await {
+            Ok(c) => break c,
+            Err(e) => {
+                metrics.error("config");
+                tracing::error!(error = %e, retry_in = ?delay, "background audit: no Kubernetes client configuration (admission is not affected)");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(300));
+            }
+        }
+    };
+    tracing::info!("background audit: watching DaemonSets in every namespace");
+    let audit = tokio::sync::Mutex::new(Audit::new(metrics));
+    watch(client, policies, &audit, sink, watcher::Config::default()).await;
+}
+
+/// Starts the background audit of a server; abort the handle to stop it.
+pub fn spawn(app: Arc<crate::server::http::App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let metrics = app.metrics.audit.clone();
+        let policies = {
+            let app = app.clone();
+            move || app.policies()
+        };
+        run(policies, metrics, &mut NoSink).await;
+    })
+}
