@@ -114,6 +114,8 @@ pub struct Entry {
     pub object: DaemonSet,
     pub uid: Option<String>,
     pub violations: Vec<Violation>,
+    /// When the violations last changed (Unix seconds): the time of the report results.
+    pub evaluated: i64,
     /// The engine could not evaluate it (a bug, reported rather than hidden).
     pub error: Option<String>,
 }
@@ -127,6 +129,8 @@ pub struct Audit {
     listing: Option<HashSet<Key>>,
     /// Namespaces whose results changed since [`Audit::take_dirty`].
     dirty: BTreeSet<String>,
+    /// A first full list has ended: absent objects are really absent.
+    listed: bool,
 }
 
 fn key(ds: &DaemonSet) -> Key {
@@ -158,12 +162,18 @@ impl Audit {
             metrics,
             listing: None,
             dirty: BTreeSet::new(),
+            listed: false,
         }
     }
 
     /// Every audited DaemonSet.
     pub fn entries(&self) -> &BTreeMap<Key, Entry> {
         &self.entries
+    }
+
+    /// Whether a first full list has ended.
+    pub fn listed(&self) -> bool {
+        self.listed
     }
 
     /// The namespaces whose results changed since the last call.
@@ -203,7 +213,12 @@ impl Audit {
             }
         };
         let old = self.entries.get(&k);
-        if old.is_none_or(|o| o.violations != violations || o.error != error) {
+        let changed = old.is_none_or(|o| o.violations != violations || o.error != error);
+        let evaluated = match old {
+            Some(o) if !changed => o.evaluated,
+            _ => now_seconds(),
+        };
+        if changed {
             self.dirty.insert(k.0.clone());
         }
         self.set_series(&k, old.map_or(&[][..], |o| &o.violations), &violations);
@@ -214,6 +229,7 @@ impl Audit {
                 object: ds,
                 uid,
                 violations,
+                evaluated,
                 error,
             },
         );
@@ -251,6 +267,7 @@ impl Audit {
                 self.remove(&k);
             }
         }
+        self.listed = true;
         self.metrics.last_full_pass.set(now_seconds());
     }
 
@@ -277,10 +294,15 @@ impl Audit {
 /// How often the policy in force is compared with the one the audit last used.
 pub const POLICY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Called after each change with the audit, to write reports.
+/// Where results go besides the metrics (PolicyReports).
 pub trait Sink: Send {
-    /// Some results changed (see [`Audit::take_dirty`]).
+    /// After each watch event: some results may have changed (see [`Audit::take_dirty`]).
     fn changed(&mut self, audit: &mut Audit) -> impl std::future::Future<Output = ()> + Send;
+    /// Every [`POLICY_CHECK_INTERVAL`]: the time to write, in batches.
+    fn tick(&mut self, audit: &mut Audit) -> impl std::future::Future<Output = ()> + Send {
+        let _ = audit;
+        async {}
+    }
 }
 
 /// No reports: metrics only.
@@ -325,13 +347,14 @@ pub async fn watch(
             }
             _ = tick.tick() => {
                 let latest = policies();
+                let mut a = audit.lock().await;
                 if !Arc::ptr_eq(&latest, &current) {
                     current = latest;
-                    let mut a = audit.lock().await;
                     a.reevaluate(&current);
                     tracing::info!(daemonsets = a.entries.len(), "background audit: policy changed, every DaemonSet re-evaluated");
                     sink.changed(&mut a).await;
                 }
+                sink.tick(&mut a).await;
             }
         }
     }
@@ -339,11 +362,7 @@ pub async fn watch(
 
 /// Connects with the in-cluster (or kubeconfig) credentials, retrying with backoff, then
 /// watches. Runs until the task is dropped.
-pub async fn run(
-    policies: impl Fn() -> Arc<Policies>,
-    metrics: AuditMetrics,
-    sink: &mut impl Sink,
-) {
+pub async fn run(policies: impl Fn() -> Arc<Policies>, metrics: AuditMetrics, reports: bool) {
     let mut delay = Duration::from_secs(1);
     let client = loop {
         match kube::Client::try_default().await {
@@ -357,18 +376,47 @@ pub async fn run(
         }
     };
     tracing::info!("background audit: watching DaemonSets in every namespace");
-    let audit = tokio::sync::Mutex::new(Audit::new(metrics));
-    watch(client, policies, &audit, sink, watcher::Config::default()).await;
+    let audit = tokio::sync::Mutex::new(Audit::new(metrics.clone()));
+    let config = watcher::Config::default();
+    if reports {
+        let (namespace, identity) = identity();
+        tracing::info!(lease = %format!("{namespace}/{}", super::reports::LEASE_NAME), identity, "background audit: PolicyReports are written by the Lease holder");
+        let leader = super::reports::Leader::new(client.clone(), &namespace, &identity);
+        let mut sink = super::reports::Reports::new(client.clone(), metrics, leader);
+        watch(client, policies, &audit, &mut sink, config).await;
+    } else {
+        watch(client, policies, &audit, &mut NoSink, config).await;
+    }
+}
+
+/// The namespace for the Lease and this replica's name in it: the Pod's (downward API
+/// `POD_NAMESPACE`/`POD_NAME`, else the service account's namespace and the hostname).
+fn identity() -> (String, String) {
+    let namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "default".into());
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("daemonset-guard-{}", std::process::id()));
+    (namespace, identity)
 }
 
 /// Starts the background audit of a server; abort the handle to stop it.
-pub fn spawn(app: Arc<crate::server::http::App>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(app: Arc<crate::server::http::App>, reports: bool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let metrics = app.metrics.audit.clone();
         let policies = {
             let app = app.clone();
             move || app.policies()
         };
-        run(policies, metrics, &mut NoSink).await;
+        run(policies, metrics, reports).await;
     })
 }

@@ -8,6 +8,7 @@
 pub mod background;
 pub mod cli;
 pub mod eval;
+pub mod reports;
 
 pub use background::AuditMetrics;
 pub use cli::{run_cli, AuditArgs};

@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Admission never depends on it.
     #[arg(long)]
     pub audit: bool,
+    /// With --audit: keep a wgpolicyk8s.io/v1alpha2 PolicyReport per namespace when the cluster
+    /// serves the CRD (needs create/update/delete on policyreports and on the
+    /// daemonset-guard-audit Lease, so only one replica writes).
+    #[arg(long, requires = "audit")]
+    pub audit_policy_reports: bool,
 }
 
 /// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -289,7 +294,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let audit = args
         .audit
-        .then(|| crate::audit::background::spawn(app.clone()));
+        .then(|| crate::audit::background::spawn(app.clone(), args.audit_policy_reports));
     let signal = accept_loop(listener, acceptor, app.clone(), &args).await;
     if let Some(task) = audit {
         task.abort();

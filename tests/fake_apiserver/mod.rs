@@ -41,6 +41,9 @@ pub enum Reply {
     Watch(Vec<u8>),
     /// A watch that stays open without events until the test ends.
     Hang,
+    /// The request body back as JSON with this status (what a create answers, minus the fields
+    /// the server adds).
+    Echo(u16),
 }
 
 impl Reply {
@@ -213,6 +216,7 @@ async fn answer(state: &Mutex<State>, req: Request<hyper::body::Incoming>) -> Re
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
+    let echo = body.clone();
     let reply = {
         let mut st = state.lock().unwrap();
         st.log.push(Received {
@@ -254,6 +258,11 @@ async fn answer(state: &Mutex<State>, req: Request<hyper::body::Incoming>) -> Re
                 .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
                 .unwrap()
         }
+        Reply::Echo(status) => Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(echo)).boxed())
+            .unwrap(),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(Full::new(Bytes::new()).boxed())
