@@ -29,6 +29,14 @@ const DISCOVERY_EVERY: Duration = Duration::from_secs(300);
 const MAX_ATTEMPTS: usize = 5;
 const GROUP_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
 
+/// The findings of one DaemonSet for one rule, merged into one result.
+struct ByRule<'a> {
+    outcome: Outcome,
+    mode: Mode,
+    messages: Vec<&'a str>,
+    fields: Vec<&'a str>,
+}
+
 /// The results of one namespace's report, sorted, and their summary.
 pub fn report_body(audit: &Audit, namespace: &str) -> Option<(Vec<Value>, Value)> {
     let mut results = Vec::new();
@@ -79,14 +87,17 @@ pub fn report_body(audit: &Audit, namespace: &str) -> Option<(Vec<Value>, Value)
             continue;
         }
         // One result per rule: the worst outcome of its findings, their messages and fields.
-        let mut by_rule: BTreeMap<&str, (Outcome, Mode, Vec<&str>, Vec<&str>)> = BTreeMap::new();
+        let mut by_rule: BTreeMap<&str, ByRule<'_>> = BTreeMap::new();
         for v in &entry.violations {
-            let slot = by_rule
-                .entry(v.rule)
-                .or_insert((v.outcome, v.mode, Vec::new(), Vec::new()));
-            slot.0 = slot.0.min(v.outcome);
-            slot.2.push(&v.message);
-            slot.3.push(&v.path);
+            let slot = by_rule.entry(v.rule).or_insert(ByRule {
+                outcome: v.outcome,
+                mode: v.mode,
+                messages: Vec::new(),
+                fields: Vec::new(),
+            });
+            slot.outcome = slot.outcome.min(v.outcome);
+            slot.messages.push(&v.message);
+            slot.fields.push(&v.path);
         }
         if by_rule.is_empty() {
             pass += 1;
@@ -99,7 +110,13 @@ pub fn report_body(audit: &Audit, namespace: &str) -> Option<(Vec<Value>, Value)
                 json!({}),
             );
         }
-        for (rule, (outcome, mode, messages, paths)) in by_rule {
+        for (rule, r) in by_rule {
+            let ByRule {
+                outcome,
+                mode,
+                messages,
+                fields,
+            } = r;
             match outcome {
                 Outcome::Fail => fail += 1,
                 Outcome::Warn => warn += 1,
@@ -115,7 +132,7 @@ pub fn report_body(audit: &Audit, namespace: &str) -> Option<(Vec<Value>, Value)
                 },
                 category,
                 messages.join("; "),
-                json!({"mode": mode.as_str(), "fields": paths.join(",")}),
+                json!({"mode": mode.as_str(), "fields": fields.join(",")}),
             );
         }
     }
