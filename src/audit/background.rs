@@ -199,7 +199,13 @@ impl Audit {
 
     /// Evaluates a new or changed DaemonSet.
     pub fn apply(&mut self, mut ds: DaemonSet, policies: &Policies) {
+        // Kept only to be evaluated again: drop what no rule reads and what can be large
+        // (the engine reads no status; kubectl's copy of the manifest doubles the object).
         ds.metadata.managed_fields = None;
+        ds.status = None;
+        if let Some(a) = ds.metadata.annotations.as_mut() {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
         let k = key(&ds);
         if let Some(seen) = self.listing.as_mut() {
             seen.insert(k.clone());
