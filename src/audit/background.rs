@@ -426,3 +426,61 @@ pub fn spawn(app: Arc<crate::server::http::App>, reports: bool) -> tokio::task::
         run(policies, metrics, reports).await;
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DaemonSets a real API server listed (fixture 01), by name.
+    fn stored(name: &str) -> DaemonSet {
+        let text = std::fs::read_to_string("../shared/fixtures/apiserver-api/01-list-all.json")
+            .unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let item = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == name)
+            .unwrap()
+            .clone();
+        serde_json::from_value(item).unwrap()
+    }
+
+    fn series_of(registry: &Registry, name: &str) -> usize {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out.lines()
+            .filter(|l| {
+                l.starts_with("daemonset_guard_audit_violations{")
+                    && l.contains(&format!("daemonset=\"{name}\""))
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_relist_drops_what_was_deleted_while_the_watch_was_down() {
+        let mut registry = Registry::with_prefix("daemonset_guard");
+        let mut audit = Audit::new(AuditMetrics::register(&mut registry));
+        let policies = Policies::default();
+        audit.list_started();
+        audit.apply(stored("fluent-bit"), &policies);
+        audit.apply(stored("vector"), &policies);
+        audit.list_done();
+        assert!(audit.listed());
+        // Both set no resources: the corpus manifests have `resources: {}`.
+        assert!(series_of(&registry, "fluent-bit") > 0);
+        assert_eq!(audit.take_dirty(), BTreeSet::from(["logging".to_string()]));
+
+        audit.list_started();
+        audit.apply(stored("vector"), &policies);
+        audit.list_done();
+        assert_eq!(series_of(&registry, "fluent-bit"), 0);
+        assert!(series_of(&registry, "vector") > 0);
+        let keys: Vec<&Key> = audit.entries().keys().collect();
+        assert_eq!(keys, [&("logging".to_string(), "vector".to_string())]);
+        // vector did not change; fluent-bit's removal changed logging's results.
+        assert_eq!(audit.take_dirty(), BTreeSet::from(["logging".to_string()]));
+        let e = &audit.entries()[&("logging".to_string(), "vector".to_string())];
+        assert!(e.object.status.is_none() && e.object.metadata.managed_fields.is_none());
+    }
+}

@@ -112,5 +112,12 @@ mod tests {
             privileged.path,
             "/spec/template/spec/containers/0/securityContext/privileged"
         );
+        // `resources: {}`: the default policy's mutation fills the requests, so a write would
+        // be admitted; the stored object still lacks them.
+        let requests = v
+            .iter()
+            .find(|v| v.rule == "resources-requests-missing")
+            .unwrap();
+        assert_eq!(requests.outcome, Outcome::Warn);
     }
 }
