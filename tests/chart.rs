@@ -150,10 +150,6 @@ fn combos() -> Vec<(&'static str, Vec<String>)> {
         ("hpa", s(&["autoscaling.enabled=true"])),
         ("audit-off", s(&["audit.enabled=false"])),
         ("audit-without-reports", s(&["audit.policyReports=false"])),
-        (
-            "audit-off-network-policy",
-            s(&["audit.enabled=false", "networkPolicy.enabled=true"]),
-        ),
         ("kube-system-exclude", s(&["webhooks.kubeSystem=exclude"])),
         ("kube-system-enforce", s(&["webhooks.kubeSystem=enforce"])),
         (
