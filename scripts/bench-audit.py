@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target/release/daemonset-guard")
+BIN = os.environ.get("DSG_BIN") or os.path.join(ROOT, "target/release/daemonset-guard")
 FIXTURE = os.path.join(ROOT, "../shared/fixtures/apiserver-api/01-list-all.json")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 TICK = os.sysconf("SC_CLK_TCK")
@@ -130,7 +130,8 @@ def main():
     first = metric(port, "daemonset_guard_audit_last_full_pass_timestamp_seconds")
     time.sleep(1.1)
     before, _, _ = proc(p.pid)
-    open(policy, "a").write("\n# touched\nrules:\n  resources-requests-missing: warn\n")
+    text = open(policy).read()
+    open(policy, "w").write(text.replace("\nrules: {}\n", "\nrules: {resources-requests-missing: warn}\n", 1))
     wait(lambda: metric(port, "daemonset_guard_audit_last_full_pass_timestamp_seconds") > first, "the reload pass")
     time.sleep(0.5)
     after, rss2, hwm2 = proc(p.pid)
