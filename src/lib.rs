@@ -3,6 +3,7 @@
 //! [`policy`] is the pure engine; [`admission`], [`lint`] and [`server`] are thin adapters over it.
 
 pub mod admission;
+pub mod audit;
 pub mod config;
 pub mod lint;
 pub mod policy;

@@ -1,9 +1,9 @@
-//! The `daemonset-guard` binary: `serve`, `lint`, `rules`, `policy default`.
+//! The `daemonset-guard` binary: `serve`, `lint`, `audit`, `rules`, `policy default`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use daemonset_guard::{lint, server};
+use daemonset_guard::{audit, lint, server};
 
 /// mimalloc on every target. The image ships a static musl binary, and musl's allocator is slow
 /// under multi-threaded allocation and returns memory unlike glibc's: with one allocator of our
@@ -26,6 +26,8 @@ enum Command {
     Serve(Box<server::ServeArgs>),
     /// Lint manifests offline (or through a running server): exactly what admission would say.
     Lint(lint::LintArgs),
+    /// Audit the DaemonSets in a cluster: what admission would say about each (read-only).
+    Audit(audit::AuditArgs),
     /// List every rule with its default mode, what it checks, why, and how to fix it.
     Rules(lint::RulesArgs),
     /// Policy file helpers.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Lint(args) => lint::run_cli(args),
+        Command::Audit(args) => audit::run_cli(args),
         Command::Rules(args) => lint::print_rules(args),
         Command::Policy {
             command: PolicyCommand::Default,

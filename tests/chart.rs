@@ -151,6 +151,8 @@ fn combos() -> Vec<(&'static str, Vec<String>)> {
             ]),
         ),
         ("hpa", s(&["autoscaling.enabled=true"])),
+        ("audit-off", s(&["audit.enabled=false"])),
+        ("audit-without-reports", s(&["audit.policyReports=false"])),
         ("kube-system-exclude", s(&["webhooks.kubeSystem=exclude"])),
         ("kube-system-enforce", s(&["webhooks.kubeSystem=enforce"])),
         (
@@ -245,6 +247,21 @@ fn name(o: &Value) -> &str {
 
 fn find<'a>(objs: &'a [Value], k: &str) -> Vec<&'a Value> {
     objs.iter().filter(|o| kind(o) == k).collect()
+}
+
+/// The one object of kind `k` that is a Helm hook (certs-gen's), beside the server's own.
+fn hook_one<'a>(objs: &'a [Value], k: &str, ctx: &str) -> &'a Value {
+    let found: Vec<&Value> = find(objs, k)
+        .into_iter()
+        .filter(|o| o["metadata"]["annotations"]["helm.sh/hook"].is_string())
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{ctx}: expected one hook {k}, found {}",
+        found.len()
+    );
+    found[0]
 }
 
 fn one<'a>(objs: &'a [Value], k: &str, ctx: &str) -> &'a Value {
@@ -751,7 +768,7 @@ fn configurations_never_exist_without_the_ca_on_install_or_upgrade() {
             .collect()
     };
     let create_rule = |objs: &[Value]| -> bool {
-        one(objs, "ClusterRole", "rbac")["rules"]
+        hook_one(objs, "ClusterRole", "rbac")["rules"]
             .as_array()
             .unwrap()
             .iter()
@@ -806,7 +823,7 @@ fn configurations_never_exist_without_the_ca_on_install_or_upgrade() {
             }
         }
         assert!(create_rule(&install), "{ctx}: install needs create");
-        let rbac_weight = weight(one(&install, "ClusterRole", &ctx));
+        let rbac_weight = weight(hook_one(&install, "ClusterRole", &ctx));
         assert!(rbac_weight < weight(create), "{ctx}");
 
         // Upgrade: nothing created; create is not even allowed.
@@ -1274,17 +1291,18 @@ fn assert_restricted(ctx: &str, spec: &Value) {
 
 #[test]
 fn every_pod_meets_the_restricted_pod_security_standard() {
-    for (ctx, _, objs) in all_renders() {
+    for (ctx, sets, objs) in all_renders() {
         let pods = pod_specs(&objs);
         assert!(pods.len() >= 2, "{ctx}: server and test pods at least");
         for (what, spec) in pods {
             assert_restricted(&format!("{ctx}: {what}"), spec);
         }
         let deployment = one(&objs, "Deployment", &ctx);
+        // Only the background audit calls the API.
         assert_eq!(
             deployment["spec"]["template"]["spec"]["automountServiceAccountToken"],
-            json!(false),
-            "{ctx}: the server never calls the API"
+            json!(audit_enabled(&sets)),
+            "{ctx}: a token only for the audit"
         );
     }
 }
@@ -1292,6 +1310,11 @@ fn every_pod_meets_the_restricted_pod_security_standard() {
 #[test]
 fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
     for (ctx, sets, objs) in all_renders() {
+        // The audit's own RBAC is asserted on in `audit_rbac_reads_daemonsets_and_writes_reports`.
+        let objs: Vec<Value> = objs
+            .into_iter()
+            .filter(|o| !name(o).starts_with(&format!("{}-audit", fullname())))
+            .collect();
         let certs_gen = !sets.iter().any(|s| s.starts_with("tls.mode="));
         let roles = find(&objs, "Role");
         let cluster_roles = find(&objs, "ClusterRole");
@@ -1410,6 +1433,78 @@ fn rbac_is_limited_to_the_secret_and_the_two_webhook_configurations() {
                     .expect("job hook weight");
                 assert!(weight < jw, "{ctx}: RBAC must come before the Jobs");
             }
+        }
+    }
+}
+
+fn audit_enabled(sets: &[String]) -> bool {
+    !sets.iter().any(|s| s == "audit.enabled=false")
+}
+
+#[test]
+fn audit_rbac_reads_daemonsets_and_writes_reports() {
+    use daemonset_guard::audit::reports::LEASE_NAME;
+    for (ctx, sets, objs) in all_renders() {
+        let audit = format!("{}-audit", fullname());
+        let lease_role = format!("{audit}-lease");
+        let reports = !sets.iter().any(|s| s == "audit.policyReports=false");
+        let d = one(&objs, "Deployment", &ctx);
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        let args = strs(&c["args"]);
+        let named = |k: &str, n: &str| objs.iter().filter(|o| kind(o) == k && name(o) == n).count();
+        if !audit_enabled(&sets) {
+            assert!(!args.contains(&"--audit"), "{ctx}");
+            assert_eq!(named("ClusterRole", &audit), 0, "{ctx}");
+            assert_eq!(named("Role", &lease_role), 0, "{ctx}");
+            continue;
+        }
+        assert!(args.contains(&"--audit"), "{ctx}");
+        assert_eq!(args.contains(&"--audit-policy-reports"), reports, "{ctx}");
+        let cr = objs
+            .iter()
+            .find(|o| kind(o) == "ClusterRole" && name(o) == audit)
+            .unwrap_or_else(|| panic!("{ctx}: no {audit} ClusterRole"));
+        let mut want = vec![json!({
+            "apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "list", "watch"]
+        })];
+        if reports {
+            want.push(json!({
+                "apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"],
+                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]
+            }));
+        }
+        assert_eq!(cr["rules"], json!(want), "{ctx}");
+        let sa = d["spec"]["template"]["spec"]["serviceAccountName"].clone();
+        let binding = objs
+            .iter()
+            .find(|o| kind(o) == "ClusterRoleBinding" && name(o) == audit)
+            .unwrap_or_else(|| panic!("{ctx}: no binding"));
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]),
+            "{ctx}"
+        );
+        assert_eq!(binding["roleRef"]["name"], json!(audit), "{ctx}");
+        if reports {
+            let role = objs
+                .iter()
+                .find(|o| kind(o) == "Role" && name(o) == lease_role)
+                .unwrap_or_else(|| panic!("{ctx}: no lease Role"));
+            assert_eq!(role["metadata"]["namespace"], NAMESPACE, "{ctx}");
+            assert_eq!(
+                role["rules"][1]["resourceNames"],
+                json!([LEASE_NAME]),
+                "{ctx}"
+            );
+            let env: Vec<&str> = c["env"]
+                .as_array()
+                .expect("env")
+                .iter()
+                .filter_map(|e| e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                .collect();
+            assert_eq!(env, ["metadata.name", "metadata.namespace"], "{ctx}");
+        } else {
+            assert_eq!(named("Role", &lease_role), 0, "{ctx}");
         }
     }
 }
@@ -1537,7 +1632,21 @@ fn availability_follows_replicas_and_autoscaling() {
         );
         let n = one(&np, "NetworkPolicy", "network-policy");
         assert_eq!(n["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
-        assert!(n["spec"].get("egress").is_none(), "no egress at all");
+        // The audit (on by default) reaches the API server's endpoints and nothing else.
+        assert_eq!(
+            n["spec"]["egress"],
+            json!([{"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}])
+        );
+        let off = render(
+            helm,
+            "audit-off-network-policy",
+            &[
+                "audit.enabled=false".into(),
+                "networkPolicy.enabled=true".into(),
+            ],
+        );
+        let n_off = one(&off, "NetworkPolicy", "audit-off-network-policy");
+        assert!(n_off["spec"].get("egress").is_none(), "no egress at all");
         let ports: BTreeSet<&str> = n["spec"]["ingress"]
             .as_array()
             .expect("ingress")

@@ -8,7 +8,7 @@
 mod cli;
 pub mod emit;
 pub mod load;
-mod remote;
+pub(crate) mod remote;
 pub mod report;
 pub mod sarif;
 pub mod split;

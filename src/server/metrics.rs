@@ -74,6 +74,8 @@ pub struct Metrics {
     handshake_failures: Counter,
     in_flight: Gauge,
     lint_refused: Counter,
+    /// The background audit's (`serve --audit`); only these name objects.
+    pub audit: crate::audit::AuditMetrics,
 }
 
 impl Default for Metrics {
@@ -159,7 +161,9 @@ impl Metrics {
             "POST /lint requests refused with 503: every lint thread busy or the lint memory budget full",
             lint_refused.clone(),
         );
+        let audit = crate::audit::AuditMetrics::register(&mut registry);
         Metrics {
+            audit,
             in_flight,
             lint_refused,
             registry,

@@ -110,6 +110,16 @@ pub struct ServeArgs {
     /// exits anyway.
     #[arg(long, default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
     pub drain_timeout: Duration,
+    /// Audit the DaemonSets already in the cluster in the background (in-cluster or kubeconfig
+    /// credentials; needs get/list/watch on daemonsets) and export the violations as metrics.
+    /// Admission never depends on it.
+    #[arg(long)]
+    pub audit: bool,
+    /// With --audit: keep a wgpolicyk8s.io/v1alpha2 PolicyReport per namespace when the cluster
+    /// serves the CRD (needs create/update/delete on policyreports and on the
+    /// daemonset-guard-audit Lease, so only one replica writes).
+    #[arg(long, requires = "audit")]
+    pub audit_policy_reports: bool,
 }
 
 /// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -294,7 +304,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "listening"
     );
 
+    let audit = args
+        .audit
+        .then(|| crate::audit::background::spawn(app.clone(), args.audit_policy_reports));
     let signal = accept_loop(listener, acceptor, app.clone(), &args).await;
+    if let Some(task) = audit {
+        task.abort();
+    }
 
     let _ = metrics_stop.send(true);
     let _ = metrics_task.await;
