@@ -170,6 +170,28 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_without_namespace_states_the_assumption_before_the_fix() {
+        let mut v = with_class(None);
+        v["metadata"].as_object_mut().unwrap().remove("namespace");
+        let m = eval(v)
+            .findings
+            .into_iter()
+            .find(|f| f.rule == MISSING)
+            .unwrap()
+            .message;
+        assert!(
+            m.starts_with(
+                "no priorityClassName (manifest has no namespace; assumed \"default\"): "
+            ),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("; create a PriorityClass for node agents and set priorityClassName to it"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn namespace_of_the_request_counts_when_the_object_has_none() {
         let mut v = with_class(Some("system-node-critical"));
         v["metadata"].as_object_mut().unwrap().remove("namespace");
