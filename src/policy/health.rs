@@ -96,7 +96,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             MIN_READY_ZERO,
             None,
             "/spec/minReadySeconds".into(),
-            "spec.minReadySeconds is 0: a new pod counts as available the moment its readiness probe first passes, so a version that fails soon after is rolled to the next nodes anyway; set minReadySeconds (for example 30)".into(),
+            "spec.minReadySeconds is 0: a pod is available the moment its readiness probe first passes, so a version that fails soon after still rolls on; set minReadySeconds (e.g. 30)".into(),
         );
         return;
     }
@@ -111,7 +111,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
         None,
         "/spec/template/spec/containers/0/readinessProbe".into(),
         format!(
-            "no container has a readiness or startup probe and spec.minReadySeconds is 0, so a new pod counts as available as soon as its containers start: {batch}, a version that starts and then fails reaches every node before anyone can stop it. Add a readinessProbe, and set minReadySeconds (for example 30)"
+            "no readiness or startup probe and minReadySeconds 0: a version that starts, then fails, still rolls on {batch}; add a readinessProbe and set minReadySeconds (e.g. 30)"
         ),
     );
 }
@@ -127,22 +127,19 @@ fn batch_text(
     let unavailable = max_unavailable.map_or(Ok(IntOrPercent::Int(1)), parse_int_or_percent);
     let surge = max_surge.map_or(Ok(IntOrPercent::Int(0)), parse_int_or_percent);
     let (Ok(unavailable), Ok(surge)) = (unavailable, surge) else {
-        return "the rollout replaces pods node after node".into();
+        return "node after node".into();
     };
     let (field, value, set) = if unavailable.is_zero() {
         ("maxSurge", surge, max_surge.is_some())
     } else {
         ("maxUnavailable", unavailable, max_unavailable.is_some())
     };
-    let default = if set { "" } else { " (the default)" };
+    let default = if set { "" } else { ", the default" };
     let step = value.scaled(nodes).min(u64::from(nodes));
     if step == 0 {
-        return "the rollout replaces pods node after node".into();
+        return "node after node".into();
     }
-    let steps = u64::from(nodes).div_ceil(step);
-    format!(
-        "with {field} {value}{default} the rollout replaces the agent on {step} of {nodes} nodes at a time ({steps} step(s) for the whole cluster, each as long as a pod takes to start)"
-    )
+    format!("to {step} of {nodes} reference nodes at a time ({field} {value}{default})")
 }
 
 fn liveness(ctx: &mut Ctx<'_>, containers: &[ContainerRef<'_>]) {
@@ -161,7 +158,7 @@ fn liveness(ctx: &mut Ctx<'_>, containers: &[ContainerRef<'_>]) {
         None,
         first.pointer("/livenessProbe"),
         format!(
-            "no long-running container ({}) has a livenessProbe: if the agent hangs, nothing restarts it and its node goes without it. Add a livenessProbe to {}",
+            "no long-running container ({}) has a livenessProbe: if the agent hangs, nothing restarts it and its node goes without it; add a livenessProbe to {}",
             names.join(", "),
             first.label()
         ),
@@ -291,13 +288,13 @@ mod tests {
     fn ungated_message_says_how_far_a_rollout_goes() {
         // 100 reference nodes (default policy).
         let cases = [
-            (json!({"type": "RollingUpdate"}), "with maxUnavailable 1 (the default) the rollout replaces the agent on 1 of 100 nodes at a time (100 step(s)"),
-            (json!({"rollingUpdate": {"maxUnavailable": 1}}), "with maxUnavailable 1 the rollout replaces the agent on 1 of 100 nodes at a time (100 step(s)"),
-            (json!({"rollingUpdate": {"maxUnavailable": "10%"}}), "with maxUnavailable 10% the rollout replaces the agent on 10 of 100 nodes at a time (10 step(s)"),
-            (json!({"rollingUpdate": {"maxUnavailable": "33%"}}), "on 33 of 100 nodes at a time (4 step(s)"),
-            (json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 5}}), "with maxSurge 5 the rollout replaces the agent on 5 of 100 nodes"),
-            (json!({"rollingUpdate": {"maxUnavailable": "100%"}}), "on 100 of 100 nodes at a time (1 step(s)"),
-            (json!({"rollingUpdate": {"maxUnavailable": "5"}}), "the rollout replaces pods node after node"),
+            (json!({"type": "RollingUpdate"}), "rolls on to 1 of 100 reference nodes at a time (maxUnavailable 1, the default); add"),
+            (json!({"rollingUpdate": {"maxUnavailable": 1}}), "rolls on to 1 of 100 reference nodes at a time (maxUnavailable 1); add"),
+            (json!({"rollingUpdate": {"maxUnavailable": "10%"}}), "rolls on to 10 of 100 reference nodes at a time (maxUnavailable 10%); add"),
+            (json!({"rollingUpdate": {"maxUnavailable": "33%"}}), "to 33 of 100 reference nodes at a time"),
+            (json!({"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 5}}), "to 5 of 100 reference nodes at a time (maxSurge 5); add"),
+            (json!({"rollingUpdate": {"maxUnavailable": "100%"}}), "to 100 of 100 reference nodes at a time"),
+            (json!({"rollingUpdate": {"maxUnavailable": "5"}}), "still rolls on node after node; add"),
         ];
         for (strategy, want) in cases {
             let v = with(|v| v["spec"]["updateStrategy"] = strategy.clone());
@@ -311,7 +308,7 @@ mod tests {
             assert_eq!(f.path, "/spec/template/spec/containers/0/readinessProbe");
         }
         // 15% of 10 nodes is 1.5, rounded up to 2 as the DaemonSet controller does
-        // (GetScaledValueFromIntOrPercent with roundUp=true): 5 steps.
+        // (GetScaledValueFromIntOrPercent with roundUp=true).
         let p = Policy::from_yaml("rollout:\n  referenceNodes: 10\n", "p").unwrap();
         let v = with(|v| {
             v["spec"]["updateStrategy"] = json!({"rollingUpdate": {"maxUnavailable": "15%"}})
@@ -323,7 +320,7 @@ mod tests {
             .find(|f| f.rule == UNGATED)
             .expect("ungated");
         assert!(
-            f.message.contains("on 2 of 10 nodes at a time (5 step(s)"),
+            f.message.contains("to 2 of 10 reference nodes at a time"),
             "{}",
             f.message
         );

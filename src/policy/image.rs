@@ -83,7 +83,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
                 DIGEST,
                 &c,
                 image,
-                "has a tag but no digest, and the policy requires digests (security.requireImageDigest): a tag can be pushed again; reference it as image:tag@sha256:...",
+                "has no digest, which the policy requires (a tag can be moved); pin it as image:tag@sha256:...",
             ),
             Some(_) => {}
         }

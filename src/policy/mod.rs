@@ -456,6 +456,9 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
+mod message_length;
+
+#[cfg(test)]
 mod tests {
     use super::testing::*;
     use super::*;

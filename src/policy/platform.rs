@@ -313,16 +313,18 @@ pub(crate) fn windows_evidence(pod: &PodSpec) -> Vec<(String, &'static str)> {
     out
 }
 
-/// `hostPID (at ...)`, with a count of the rest; `os` names the kind of setting.
-fn describe(evidence: &[(String, &'static str)], os: &str) -> String {
+/// `hostPID at hostPID`, with a count of the rest.
+fn describe(evidence: &[(String, &'static str)]) -> String {
     let Some((pointer, what)) = evidence.first() else {
         return String::new();
     };
-    let first = format!("{what} (at {})", super::field_path(pointer));
+    // The message already says "pod template": name the field from there.
+    let path = super::field_path(pointer);
+    let path = path.strip_prefix("spec.template.spec.").unwrap_or(&path);
+    let first = format!("{what} at {path}");
     match evidence.len() {
         1 => first,
-        2 => format!("{first} and 1 more {os}-only setting"),
-        n => format!("{first} and {} more {os}-only settings", n - 1),
+        n => format!("{first}, +{} more", n - 1),
     }
 }
 
@@ -342,8 +344,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     // A template with both kinds of evidence is contradictory or meant for both; say nothing.
     if !linux.is_empty() && windows.is_empty() && declared != Some("windows") {
         let message = format!(
-            "the pod template can only run on Linux, it sets {}, but no kubernetes.io/os node selector or required node affinity keeps it off Windows nodes: in a cluster with Windows nodes the DaemonSet starts a pod there that cannot run. Add nodeSelector: {{kubernetes.io/os: linux}}",
-            describe(&linux, "Linux")
+            "the pod template is Linux-only ({}) but does not select Linux nodes: its pods cannot run on any Windows node; add nodeSelector: {{kubernetes.io/os: linux}}",
+            describe(&linux)
         );
         let path = "/spec/template/spec/nodeSelector".to_string();
         if ctx.mutates(Family::Platform) {
@@ -365,8 +367,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             None,
             "/spec/template/spec/nodeSelector".into(),
             format!(
-                "the pod template can only run on Windows, it sets {}, but no kubernetes.io/os node selector or required node affinity keeps it off Linux nodes: the DaemonSet starts a pod on every Linux node that cannot run there. Add nodeSelector: {{kubernetes.io/os: windows}}",
-                describe(&windows, "Windows")
+                "the pod template is Windows-only ({}) but does not select Windows nodes: its pods cannot run on any Linux node; add nodeSelector: {{kubernetes.io/os: windows}}",
+                describe(&windows)
             ),
         );
     }
@@ -578,8 +580,9 @@ mod tests {
             .unwrap();
         assert_eq!(f.path, "/spec/template/spec/nodeSelector");
         assert!(
-            f.message
-                .contains("hostPID (at spec.template.spec.hostPID)"),
+            f.message.ends_with(
+                "is Linux-only (hostPID at hostPID) but does not select Linux nodes: its pods cannot run on any Windows node; add nodeSelector: {kubernetes.io/os: linux}"
+            ),
             "{}",
             f.message
         );

@@ -23,8 +23,6 @@ const SYSTEM_OUTSIDE: &str = "priority-system-class-namespace";
 const SYSTEM_NAMESPACE: &str = "kube-system";
 /// The priority classes every cluster creates (scheduling.SystemPriorityClasses).
 const SYSTEM_CLASSES: [&str; 2] = ["system-node-critical", "system-cluster-critical"];
-/// The highest value a user-defined PriorityClass may have (HighestUserDefinablePriority).
-const HIGHEST_USER_PRIORITY: u32 = 1_000_000_000;
 
 /// Rules of this family.
 pub const RULES: &[RuleInfo] = &[
@@ -56,25 +54,23 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     // Only a manifest names no namespace (the API server fills it in before admission): say which
     // one the advice assumes, since `kubectl apply -n` or Helm may put it elsewhere.
     let assumed = if ctx.req.object.metadata.namespace.is_none() {
-        format!(" (the manifest names no namespace; this assumes it is applied to {namespace:?})")
+        format!(" (manifest has no namespace; assumed {namespace:?})")
     } else {
         String::new()
     };
     let class = pod.priority_class_name.as_deref().unwrap_or("");
     if class.is_empty() {
         let advice = if namespace == SYSTEM_NAMESPACE {
-            "set spec.template.spec.priorityClassName: system-node-critical, the class Kubernetes provides for node agents in kube-system".to_string()
+            "set priorityClassName: system-node-critical".to_string()
         } else {
-            format!(
-                "create a PriorityClass for node agents (value up to {HIGHEST_USER_PRIORITY}) and set spec.template.spec.priorityClassName to it; system-node-critical works in namespace {namespace:?} only where the cluster allows it there (a ResourceQuota with scopeSelector PriorityClass In [system-node-critical] in that namespace on clusters that limit it, as GKE does; never on API servers that still restrict the system classes to kube-system)"
-            )
+            "create a PriorityClass for node agents and set priorityClassName to it".to_string()
         };
         ctx.report(
             MISSING,
             None,
             "/spec/template/spec/priorityClassName".into(),
             format!(
-                "the pod template has no priorityClassName: on a full node the agent's pod cannot preempt anything and stays Pending, and under node pressure it is evicted first; {advice}{assumed}"
+                "no priorityClassName{assumed}: the agent's pod cannot preempt on a full node (stays Pending) and is evicted first under node pressure; {advice}"
             ),
         );
         return;
@@ -85,7 +81,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
             None,
             "/spec/template/spec/priorityClassName".into(),
             format!(
-                "priorityClassName {class} in namespace {namespace:?}: clusters that limit the system priority classes through ResourceQuota admission (GKE does by default) reject every pod of this DaemonSet with \"insufficient quota to match these scopes\" unless a ResourceQuota in {namespace:?} has scopeSelector PriorityClass In [{class}], and older API servers allow it only in kube-system; add that ResourceQuota or use a PriorityClass of your own{assumed}"
+                "priorityClassName {class} outside kube-system{assumed}: clusters that limit it (GKE does) reject each pod unless a ResourceQuota in {namespace:?} allows it; add one or use your own PriorityClass"
             ),
         );
     }
@@ -169,10 +165,28 @@ mod tests {
 
         let (_, m) = priority_findings(with_class(None), "logging").remove(0);
         assert!(m.contains("create a PriorityClass"), "{m}");
-        assert!(m.contains("value up to 1000000000"), "{m}");
-        assert!(m.contains("namespace \"logging\""), "{m}");
+        assert!(m.ends_with("set priorityClassName to it"), "{m}");
+        assert!(!m.contains("system-node-critical"), "{m}");
+    }
+
+    #[test]
+    fn a_manifest_without_namespace_states_the_assumption_before_the_fix() {
+        let mut v = with_class(None);
+        v["metadata"].as_object_mut().unwrap().remove("namespace");
+        let m = eval(v)
+            .findings
+            .into_iter()
+            .find(|f| f.rule == MISSING)
+            .unwrap()
+            .message;
         assert!(
-            m.contains("ResourceQuota with scopeSelector PriorityClass In [system-node-critical]"),
+            m.starts_with(
+                "no priorityClassName (manifest has no namespace; assumed \"default\"): "
+            ),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("; create a PriorityClass for node agents and set priorityClassName to it"),
             "{m}"
         );
     }

@@ -369,14 +369,14 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
                     written(selector)
                 )
             } else {
-                format!("was {was}, now {now}; keep the old one")
+                format!("keep the old one ({was})")
             };
             ctx.report(
                 IMMUTABLE,
                 None,
                 "/spec/selector".into(),
                 format!(
-                    "spec.selector of a DaemonSet is immutable ({change}), or delete and recreate the DaemonSet: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
+                    "spec.selector is immutable: {change}, or recreate: kubectl delete ds {name} -n {ns} --cascade=orphan, then apply (pods keep running)",
                 ),
             );
         }
@@ -969,7 +969,7 @@ mod tests {
     }
 
     #[test]
-    fn immutable_message_shows_old_new_and_the_way_out() {
+    fn immutable_message_shows_the_old_selector_and_the_way_out() {
         let e = update(
             with_selector(
                 json!({"matchLabels": {"app": "agent"}}),
@@ -985,7 +985,7 @@ mod tests {
         assert_eq!(f.path, "/spec/selector");
         assert_eq!(
             f.message,
-            "spec.selector of a DaemonSet is immutable (was app=agent, now app=agent,v=2; keep the old one), or delete and recreate the DaemonSet: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
+            "spec.selector is immutable: keep the old one (app=agent), or recreate: kubectl delete ds agent -n monitoring --cascade=orphan, then apply (pods keep running)"
         );
         // A reordered list selects the same pods, so the message shows the lists as written.
         let exprs = |order: [&str; 2]| {
