@@ -3,7 +3,9 @@
 //! [`policy`] is the pure engine; [`admission`], [`lint`] and [`server`] are thin adapters over it.
 
 pub mod admission;
+pub mod catalog;
 pub mod config;
+pub mod k8s;
 pub mod lint;
 pub mod policy;
 pub mod server;
