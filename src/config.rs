@@ -7,7 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{self, quantity::Quantity, Mode};
+use crate::catalog;
+use crate::k8s::intstr::parse_int_or_percent;
+use crate::k8s::pointer::escape_token;
+use crate::k8s::quantity::Quantity;
+use crate::vocab::Mode;
 use crate::yaml;
 
 /// The embedded default policy, with comments (what `policy default` prints).
@@ -304,7 +308,7 @@ fn matches_any(patterns: &[glob::Pattern], value: &str) -> bool {
 fn rule_matches(list: &[String], rule: &str) -> bool {
     list.is_empty()
         || list.iter().any(|r| {
-            r == rule || policy::rule(rule).is_some_and(|info| info.family.as_str() == r.as_str())
+            r == rule || catalog::rule(rule).is_some_and(|info| info.family.as_str() == r.as_str())
         })
 }
 
@@ -338,7 +342,7 @@ impl Policy {
                 .map(|seg| match seg {
                     serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
                     serde_path_to_error::Segment::Map { key } => {
-                        format!("/{}", policy::escape_token(key))
+                        format!("/{}", escape_token(key))
                     }
                     _ => String::new(),
                 })
@@ -358,9 +362,9 @@ impl Policy {
         };
 
         for id in policy.rules.keys() {
-            if policy::rule(id).is_none() {
+            if catalog::rule(id).is_none() {
                 return Err(invalid(
-                    &format!("/rules/{}", policy::escape_token(id)),
+                    &format!("/rules/{}", escape_token(id)),
                     format!("rules.{id}"),
                     format!("unknown rule id {id:?}; `daemonset-guard rules` lists them"),
                 ));
@@ -369,7 +373,7 @@ impl Policy {
         for (name, q) in &policy.resources.defaults {
             if let Err(e) = Quantity::parse(q) {
                 return Err(invalid(
-                    &format!("/resources/defaults/{}", policy::escape_token(name)),
+                    &format!("/resources/defaults/{}", escape_token(name)),
                     format!("resources.defaults.{name}"),
                     e.to_string(),
                 ));
@@ -389,7 +393,7 @@ impl Policy {
             }
         }
         if let Some(bound) = &policy.rollout.max_unavailable {
-            if let Err(e) = policy::rollout::parse_int_or_percent(bound) {
+            if let Err(e) = parse_int_or_percent(bound) {
                 return Err(invalid(
                     "/rollout/maxUnavailable",
                     "rollout.maxUnavailable".into(),
@@ -399,8 +403,8 @@ impl Policy {
         }
         for (i, e) in policy.exemptions.iter().enumerate() {
             for (j, r) in e.rules.iter().enumerate() {
-                let known = policy::rule(r).is_some()
-                    || policy::rules().any(|info| info.family.as_str() == r);
+                let known = catalog::rule(r).is_some()
+                    || catalog::rules().any(|info| info.family.as_str() == r);
                 if !known {
                     return Err(invalid(
                         &format!("/exemptions/{i}/rules/{j}"),
@@ -480,7 +484,7 @@ impl Policy {
         self.rules
             .get(rule)
             .copied()
-            .or_else(|| policy::rule(rule).map(|r| r.default_mode))
+            .or_else(|| catalog::rule(rule).map(|r| r.default_mode))
             .unwrap_or(Mode::Off)
     }
 
@@ -536,7 +540,7 @@ impl Policy {
                 v.split(',').map(str::trim).any(|r| {
                     r == "*"
                         || r == rule
-                        || policy::rule(rule).is_some_and(|i| i.family.as_str() == r)
+                        || catalog::rule(rule).is_some_and(|i| i.family.as_str() == r)
                 })
             })
     }

@@ -4,7 +4,9 @@
 
 pub mod admission;
 pub mod audit;
+pub mod catalog;
 pub mod config;
+pub mod k8s;
 pub mod lint;
 pub mod policy;
 pub mod server;

@@ -11,7 +11,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::Value;
 
-use crate::policy::escape_token;
+use crate::k8s::pointer::escape_token;
 
 /// JSON Pointers of the fields of `input` that the apps/v1 DaemonSet schema does not have, in
 /// document order. `typed` is `input` decoded into a DaemonSet.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
-use crate::policy::escape_token;
+use crate::k8s::pointer::escape_token;
 
 /// A 1-based line and column in the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

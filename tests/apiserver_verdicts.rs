@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use daemonset_guard::lint::report::{lint_text, LintOptions, OldObjects};
 use daemonset_guard::policy::decision::Policies;
-use daemonset_guard::policy::{self, Mode, Operation};
+use daemonset_guard::policy::{Mode, Operation};
 use serde_json::Value;
 
 const DIR: &str = "../shared/fixtures/apiserver-verdicts";
@@ -151,7 +151,7 @@ fn api_field(pointer: &str) -> String {
 }
 
 fn rejects(rule: &str) -> bool {
-    policy::rule(rule).is_some_and(|r| r.api_server_rejects)
+    daemonset_guard::catalog::rule(rule).is_some_and(|r| r.api_server_rejects)
 }
 
 #[test]

@@ -1091,12 +1091,14 @@ fn values_schema_knows_exactly_the_engines_rule_ids() {
     let in_schema: BTreeSet<&str> = strs(&policy["rules"]["propertyNames"]["enum"])
         .into_iter()
         .collect();
-    let engine: BTreeSet<&str> = policy::rules().map(|r| r.id).collect();
+    let engine: BTreeSet<&str> = daemonset_guard::catalog::rules().map(|r| r.id).collect();
     assert_eq!(
         in_schema, engine,
         "values.schema.json policy.rules ids differ from `daemonset-guard rules`"
     );
-    let families: BTreeSet<&str> = policy::rules().map(|r| r.family.as_str()).collect();
+    let families: BTreeSet<&str> = daemonset_guard::catalog::rules()
+        .map(|r| r.family.as_str())
+        .collect();
     let exemptable: BTreeSet<&str> =
         strs(&policy["exemptions"]["items"]["properties"]["rules"]["items"]["enum"])
             .into_iter()

@@ -583,7 +583,7 @@ fn sarif_validates_against_the_official_schema() {
     let driver = &run["tool"]["driver"];
     assert_eq!(driver["name"], "daemonset-guard");
     let rules = driver["rules"].as_array().unwrap();
-    for r in daemonset_guard::policy::rules() {
+    for r in daemonset_guard::catalog::rules() {
         let d = rules
             .iter()
             .find(|d| d["id"] == r.id)
@@ -637,7 +637,7 @@ fn rules_lists_every_rule_with_its_help() {
     assert!(o.status.success());
     let docs: Value = serde_json::from_slice(&o.stdout).unwrap();
     let docs = docs.as_array().unwrap();
-    for r in daemonset_guard::policy::rules() {
+    for r in daemonset_guard::catalog::rules() {
         let d = docs.iter().find(|d| d["id"] == r.id).unwrap();
         assert_eq!(d["family"], r.family.as_str());
         assert_eq!(d["defaultMode"], r.default_mode.as_str());
@@ -661,7 +661,7 @@ fn rules_lists_every_rule_with_its_help() {
     assert!(!enforced("security-privileged"));
     let o = Command::new(BIN).args(["rules"]).output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
-    for r in daemonset_guard::policy::rules() {
+    for r in daemonset_guard::catalog::rules() {
         assert!(
             text.contains(&format!(
                 "{} ({}, default {})",
@@ -676,7 +676,7 @@ fn rules_lists_every_rule_with_its_help() {
     assert_eq!(
         text.matches("\n  also rejected by the API server: /mutate denies it (enforce) or warns")
             .count(),
-        daemonset_guard::policy::rules()
+        daemonset_guard::catalog::rules()
             .filter(|r| r.api_server_rejects)
             .count()
     );

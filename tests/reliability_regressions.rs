@@ -4,9 +4,9 @@
 
 use daemonset_guard::admission::{self, Endpoint, Policies};
 use daemonset_guard::config::Policy;
+use daemonset_guard::k8s::intstr::{parse_int_or_percent, IntOrPercent};
+use daemonset_guard::k8s::quantity::Quantity;
 use daemonset_guard::lint::{self, LintQuery};
-use daemonset_guard::policy::quantity::Quantity;
-use daemonset_guard::policy::rollout::{parse_int_or_percent, IntOrPercent};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Nested aliases ("billion laughs") that expand to about 2.2 million values: over the 1 million

@@ -6,7 +6,7 @@
 //! node count; odd -> `String` from the rest (UTF-8), node count from the first byte.
 #![no_main]
 
-use daemonset_guard::policy::rollout::{parse_int_or_percent, IntOrPercent};
+use daemonset_guard::k8s::intstr::{parse_int_or_percent, IntOrPercent};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use libfuzzer_sys::fuzz_target;
 

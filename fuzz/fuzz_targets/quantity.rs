@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-use daemonset_guard::policy::quantity::Quantity;
+use daemonset_guard::k8s::quantity::Quantity;
 use libfuzzer_sys::fuzz_target;
 
 fn hash_of(q: &Quantity) -> u64 {

@@ -26,7 +26,7 @@ pub fn decide(ds: &DaemonSet, policies: &Policies) -> Result<Option<Decision>, D
 
 /// Whether the API server itself rejects a violation of this finding's rule.
 fn api_server_rejects(f: &Finding) -> bool {
-    policy::rule(f.rule).is_some_and(|r| r.api_server_rejects)
+    crate::catalog::rule(f.rule).is_some_and(|r| r.api_server_rejects)
 }
 
 /// How a finding stands for a stored object.

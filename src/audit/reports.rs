@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::background::{Audit, AuditMetrics, Sink};
 use super::eval::Outcome;
-use crate::policy::{self, Mode};
+use crate::policy::Mode;
 
 /// The name of the report in each namespace.
 pub const REPORT_NAME: &str = "daemonset-guard";
@@ -121,7 +121,8 @@ pub fn report_body(audit: &Audit, namespace: &str) -> Option<(Vec<Value>, Value)
                 Outcome::Fail => fail += 1,
                 Outcome::Warn => warn += 1,
             }
-            let category = policy::rule(rule).map_or("daemonset-guard", |r| r.family.as_str());
+            let category =
+                crate::catalog::rule(rule).map_or("daemonset-guard", |r| r.family.as_str());
             result(
                 rule,
                 outcome.as_str(),

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use crate::policy::escape_token;
+use crate::k8s::pointer::escape_token;
 use crate::yaml::Document;
 
 /// Emits one document (without the `---` separator). `doc` gives the key order of the input; the

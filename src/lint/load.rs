@@ -5,7 +5,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::Value;
 
 use super::report::{ErrorKind, InputError, Locator, Skipped};
-use crate::policy::escape_token;
+use crate::k8s::pointer::escape_token;
 use crate::yaml::{Document, Head};
 
 /// API versions under which DaemonSets used to be served; Kubernetes 1.16 stopped serving them.

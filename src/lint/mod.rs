@@ -17,7 +17,8 @@ pub mod text;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{self, Mode, Operation, Policies};
+use crate::catalog;
+use crate::policy::{Mode, Operation, Policies};
 use crate::yaml::Document;
 
 pub use cli::{print_rules, run_cli, LintArgs, RulesArgs};
@@ -76,7 +77,7 @@ pub struct RuleDoc {
 
 /// Every rule: the engine's, then the linter's own.
 pub fn rule_docs() -> Vec<RuleDoc> {
-    let mut out: Vec<RuleDoc> = policy::rules()
+    let mut out: Vec<RuleDoc> = catalog::rules()
         .map(|r| RuleDoc {
             id: r.id.into(),
             family: r.family.as_str().into(),
@@ -367,7 +368,7 @@ mod tests {
     }
 
     fn clean_yaml() -> String {
-        emit::to_yaml(&policy::testing::clean(), None)
+        emit::to_yaml(&crate::policy::testing::clean(), None)
     }
 
     #[test]
@@ -383,7 +384,7 @@ mod tests {
         let o = &v["files"][0]["objects"][0];
         assert_eq!(o["name"], "agent");
         assert_eq!(o["verdict"]["allowed"], true);
-        assert_eq!(o["mutated"], policy::testing::clean());
+        assert_eq!(o["mutated"], crate::policy::testing::clean());
     }
 
     #[test]
@@ -527,6 +528,6 @@ mod tests {
         assert!(docs
             .iter()
             .any(|r| r.id == report::RULE_API_VERSION_REMOVED && !r.configurable));
-        assert_eq!(docs.len(), policy::rules().count() + 1);
+        assert_eq!(docs.len(), catalog::rules().count() + 1);
     }
 }

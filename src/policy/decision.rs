@@ -12,7 +12,8 @@ use json_patch::PatchOperation;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-use super::{denial_message, evaluate, rule, Evaluation, Finding, Mode, Operation, Request};
+use super::{denial_message, evaluate, Evaluation, Finding, Mode, Operation, Request};
+use crate::catalog::rule;
 use crate::config::Policy;
 
 /// The API server drops a warning that contains a newline and cuts each one at this many

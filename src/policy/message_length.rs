@@ -11,7 +11,8 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::{json, Value};
 
 use super::decision::WARNING_MAX_CHARS;
-use super::{evaluate, rules, Mode, OldObject, Operation, Request};
+use super::{evaluate, Mode, OldObject, Operation, Request};
+use crate::catalog::rules;
 use crate::config::Policy;
 
 /// Every rule on warn, no exemption, digests required, every mutation on.

@@ -3,176 +3,13 @@
 //! after defaulting, so the linter catches what the cluster would reject, and adds a policy bound
 //! on `maxUnavailable` that explains the blast radius of a rollout.
 
-use std::fmt;
-
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Ctx, Mode, RuleInfo};
-use crate::config::Family;
-
-const STRATEGY_INVALID: &str = "rollout-strategy-invalid";
-const MAX_UNAVAILABLE_INVALID: &str = "rollout-max-unavailable-invalid";
-const MAX_SURGE_INVALID: &str = "rollout-max-surge-invalid";
-const CONFLICT: &str = "rollout-surge-unavailable-conflict";
-const BOUND: &str = "rollout-max-unavailable-bound";
-
-/// Rules of this family.
-pub const RULES: &[RuleInfo] = &[
-    RuleInfo {
-        id: STRATEGY_INVALID,
-
-        api_server_rejects: true,
-        family: Family::Rollout,
-        default_mode: Mode::Enforce,
-        summary: "spec.updateStrategy.type must be RollingUpdate (the default) or OnDelete.",
-        why: "The API server rejects any other strategy type, so the apply fails.",
-        fix: "Set spec.updateStrategy.type to RollingUpdate or OnDelete (case matters), or remove it to get RollingUpdate.",
-    },
-    RuleInfo {
-        id: MAX_UNAVAILABLE_INVALID,
-
-        api_server_rejects: true,
-        family: Family::Rollout,
-        default_mode: Mode::Enforce,
-        summary: "rollingUpdate.maxUnavailable must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
-        why: "The API server rejects strings that are not of the form [0-9]+% (\"5\", \"-5%\", \"5.5%\"), percentages above 100% and negative integers.",
-        fix: "Write a node count as an integer (maxUnavailable: 5) or a share of nodes as a percentage string (maxUnavailable: \"10%\").",
-    },
-    RuleInfo {
-        id: MAX_SURGE_INVALID,
-
-        api_server_rejects: true,
-        family: Family::Rollout,
-        default_mode: Mode::Enforce,
-        summary: "rollingUpdate.maxSurge must be an integer >= 0 or a percentage string from \"0%\" to \"100%\".",
-        why: "The API server rejects strings that are not of the form [0-9]+% (\"5\", \"-5%\", \"5.5%\"), percentages above 100% and negative integers.",
-        fix: "Write a node count as an integer (maxSurge: 1) or a share of nodes as a percentage string (maxSurge: \"10%\").",
-    },
-    RuleInfo {
-        id: CONFLICT,
-
-        api_server_rejects: true,
-        family: Family::Rollout,
-        default_mode: Mode::Enforce,
-        summary: "Exactly one of rollingUpdate.maxUnavailable and maxSurge must be non-zero (unset means maxUnavailable 1, maxSurge 0).",
-        why: "The API server rejects both zero (the rollout could never progress) and both non-zero; setting only maxSurge leaves maxUnavailable at its default of 1, which is rejected too.",
-        fix: "To replace pods in place set maxUnavailable > 0 and maxSurge 0; to start the new pod before stopping the old one set maxSurge > 0 and maxUnavailable: 0.",
-    },
-    RuleInfo {
-        id: BOUND,
-
-        api_server_rejects: false,
-        family: Family::Rollout,
-        default_mode: Mode::Warn,
-        summary: "rollingUpdate.maxUnavailable must not exceed the policy bound (rollout.maxUnavailable, default 25%).",
-        why: "maxUnavailable is how many nodes lose their agent at once during a rollout; a bad image then takes down logging, networking or storage on that many nodes before anyone notices.",
-        fix: "Lower maxUnavailable to the bound or below, or roll with maxSurge: 1 and maxUnavailable: 0 when the pod uses no hostPort.",
-    },
-];
-
-/// A valid int-or-percent value, as the API server accepts it for rolling updates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntOrPercent {
-    /// A number of nodes (>= 0).
-    Int(i32),
-    /// A percentage of nodes, 0 to 100.
-    Percent(i32),
-}
-
-impl IntOrPercent {
-    /// Whether the value counts as zero for the "exactly one non-zero" rule (`0` and `"0%"`).
-    pub fn is_zero(self) -> bool {
-        matches!(self, IntOrPercent::Int(0) | IntOrPercent::Percent(0))
-    }
-
-    /// The number of nodes out of `total`, rounding percentages up as the DaemonSet controller
-    /// does (`GetScaledValueFromIntOrPercent(v, total, roundUp=true)`).
-    pub fn scaled(self, total: u32) -> u64 {
-        match self {
-            IntOrPercent::Int(n) => u64::try_from(n).unwrap_or(0),
-            IntOrPercent::Percent(p) => {
-                let p = u64::try_from(p).unwrap_or(0);
-                (p * u64::from(total)).div_ceil(100)
-            }
-        }
-    }
-}
-
-impl fmt::Display for IntOrPercent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IntOrPercent::Int(n) => write!(f, "{n}"),
-            IntOrPercent::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
-
-/// Parses an int-or-percent the way the API server validates `maxUnavailable`/`maxSurge`: an
-/// integer must be >= 0; a string must match `^[0-9]+%$` and be at most 100%. The error says what
-/// is wrong with the value (without the field name) and how to write it.
-pub fn parse_int_or_percent(v: &IntOrString) -> Result<IntOrPercent, String> {
-    match v {
-        IntOrString::Int(n) if *n >= 0 => Ok(IntOrPercent::Int(*n)),
-        IntOrString::Int(n) => Err(format!(
-            "{n} is not a valid value: it must be 0 or more (a number of nodes)"
-        )),
-        IntOrString::String(s) => parse_percent(s),
-    }
-}
-
-fn parse_percent(s: &str) -> Result<IntOrPercent, String> {
-    let digits = s.strip_suffix('%').unwrap_or("");
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-            // The commonest mistake: a quoted number. Suggest the integer only when it is one.
-            return Err(match s.parse::<i32>() {
-                Ok(n) => format!(
-                    "{s:?} is not a valid value: a string must be a percentage such as \"5%\"; use {n} (an integer) for {n} nodes"
-                ),
-                Err(_) => format!(
-                    "{s:?} is not a valid value: a string must be a percentage such as \"5%\""
-                ),
-            });
-        }
-        return Err(format!(
-            "{s:?} is not a valid value: a string must be a whole percentage such as \"5%\" (digits then %, from 0% to 100%), or use an integer number of nodes"
-        ));
-    }
-    // Digits only, so the sole parse failure is overflow: far above 100%, as Go's Atoi clamps.
-    match digits.parse::<u64>() {
-        Ok(p) if p <= 100 => Ok(IntOrPercent::Percent(i32::try_from(p).unwrap_or(100))),
-        _ => Err(format!(
-            "{s:?} is not a valid value: must not be greater than 100%"
-        )),
-    }
-}
-
-/// The number the API server's `getIntOrPercentValue` reads from an int-or-percent: the integer;
-/// the percentage of a valid percent string; otherwise Go's `strconv.Atoi` of the string (an
-/// optional sign and digits, clamped to the int64 range; anything else is 0).
-pub fn api_int_value(v: &IntOrString) -> i64 {
-    let s = match v {
-        IntOrString::Int(n) => return i64::from(*n),
-        IntOrString::String(s) => s,
-    };
-    let text = match s.strip_suffix('%') {
-        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => d,
-        _ => s.as_str(),
-    };
-    let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return 0;
-    }
-    match text.parse::<i64>() {
-        Ok(n) => n,
-        Err(_) if negative => i64::MIN,
-        Err(_) => i64::MAX,
-    }
-}
+use super::Ctx;
+use crate::catalog::rollout::{
+    BOUND, CONFLICT, MAX_SURGE_INVALID, MAX_UNAVAILABLE_INVALID, STRATEGY_INVALID,
+};
+use crate::k8s::intstr::{api_int_value, parse_int_or_percent, IntOrPercent};
 
 const STRATEGY: &str = "/spec/updateStrategy";
 const MAX_UNAVAILABLE_PTR: &str = "/spec/updateStrategy/rollingUpdate/maxUnavailable";
@@ -314,6 +151,7 @@ mod tests {
     use super::*;
     use crate::config::Policy;
     use crate::policy::testing::*;
+    use crate::vocab::Mode;
     use serde_json::{json, Value};
 
     fn with_strategy(strategy: Value) -> Value {
@@ -331,57 +169,6 @@ mod tests {
             .into_iter()
             .filter(|id| id.starts_with("rollout-"))
             .collect()
-    }
-
-    #[test]
-    fn parses_int_or_percent_like_the_api_server() {
-        use IntOrPercent::*;
-        let ok: &[(IntOrString, IntOrPercent)] = &[
-            (IntOrString::Int(0), Int(0)),
-            (IntOrString::Int(5), Int(5)),
-            (IntOrString::String("0%".into()), Percent(0)),
-            (IntOrString::String("5%".into()), Percent(5)),
-            (IntOrString::String("050%".into()), Percent(50)),
-            (IntOrString::String("100%".into()), Percent(100)),
-        ];
-        for (input, want) in ok {
-            assert_eq!(parse_int_or_percent(input), Ok(*want), "{input:?}");
-        }
-        let bad = [
-            IntOrString::Int(-1),
-            IntOrString::String("5".into()),
-            IntOrString::String("-5%".into()),
-            IntOrString::String("5.5%".into()),
-            IntOrString::String("101%".into()),
-            IntOrString::String("99999999999999999999999%".into()),
-            IntOrString::String("%".into()),
-            IntOrString::String("".into()),
-            IntOrString::String(" 5%".into()),
-            IntOrString::String("5 %".into()),
-            IntOrString::String("+5%".into()),
-            IntOrString::String("five".into()),
-        ];
-        for input in &bad {
-            assert!(parse_int_or_percent(input).is_err(), "{input:?}");
-        }
-        assert_eq!(
-            parse_int_or_percent(&IntOrString::String("5".into())).unwrap_err(),
-            "\"5\" is not a valid value: a string must be a percentage such as \"5%\"; use 5 (an integer) for 5 nodes"
-        );
-        assert!(parse_int_or_percent(&IntOrString::String("101%".into()))
-            .unwrap_err()
-            .contains("greater than 100%"));
-    }
-
-    #[test]
-    fn scales_percentages_rounding_up() {
-        assert_eq!(IntOrPercent::Percent(25).scaled(100), 25);
-        assert_eq!(IntOrPercent::Percent(10).scaled(5), 1);
-        assert_eq!(IntOrPercent::Percent(1).scaled(1), 1);
-        assert_eq!(IntOrPercent::Percent(0).scaled(1000), 0);
-        assert_eq!(IntOrPercent::Percent(33).scaled(10), 4);
-        assert_eq!(IntOrPercent::Percent(100).scaled(0), 0);
-        assert_eq!(IntOrPercent::Int(7).scaled(3), 7);
     }
 
     #[test]
@@ -519,33 +306,6 @@ mod tests {
         ];
         for (name, ru, want) in cases {
             assert_eq!(rollout_ids(&eval(rolling(ru))), want, "{name}");
-        }
-    }
-
-    /// `getIntOrPercentValue` of pkg/apis/apps/validation: a valid percent is its number, any
-    /// other string is `strconv.Atoi` of it (0 when that fails, clamped when it overflows).
-    #[test]
-    fn reads_int_or_percent_values_like_the_api_server() {
-        let cases = [
-            (IntOrString::Int(-1), -1),
-            (IntOrString::Int(0), 0),
-            (IntOrString::String("5%".into()), 5),
-            (IntOrString::String("0%".into()), 0),
-            (IntOrString::String("5".into()), 5),
-            (IntOrString::String("+5".into()), 5),
-            (IntOrString::String("-5".into()), -5),
-            (IntOrString::String("5.5%".into()), 0),
-            (IntOrString::String("-5%".into()), 0),
-            (IntOrString::String(" 5%".into()), 0),
-            (IntOrString::String("%".into()), 0),
-            (IntOrString::String("".into()), 0),
-            (
-                IntOrString::String("99999999999999999999%".into()),
-                i64::MAX,
-            ),
-        ];
-        for (v, want) in cases {
-            assert_eq!(api_int_value(&v), want, "{v:?}");
         }
     }
 
