@@ -9,7 +9,6 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::config::Policy;
 use crate::lint::remote::Remote;
 use crate::lint::{
     self, lint_text, report, FileReport, Format, InputError, LintOptions, LintQuery,
@@ -262,14 +261,7 @@ fn run(args: &AuditArgs) -> Result<u8, String> {
             ));
         }
     }
-    let policy = match &args.config {
-        None => Policy::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())?
-        }
-    };
+    let policy = crate::lint::cli::load_policy(args.config.as_deref())?;
     // Remote owns a runtime of its own and blocks on it: build it outside ours.
     let remote = match &args.remote {
         Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),

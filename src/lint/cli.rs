@@ -231,6 +231,16 @@ pub fn run_cli(args: LintArgs) -> ExitCode {
     }
 }
 
+/// The policy of `--config FILE`, or the embedded default: what `lint` and `audit` evaluate with.
+pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
+    let Some(path) = path else {
+        return Ok(Policy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
+}
+
 fn run(args: &LintArgs) -> Result<u8, String> {
     if !valid_namespace(&args.namespace) {
         return Err(format!(
@@ -238,14 +248,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
             args.namespace
         ));
     }
-    let policy = match &args.config {
-        None => Policy::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())?
-        }
-    };
+    let policy = load_policy(args.config.as_deref())?;
     let remote = match &args.remote {
         Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),
         None => None,

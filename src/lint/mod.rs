@@ -5,7 +5,7 @@
 //! through [`report::lint_text`]), so they cannot disagree; each DaemonSet goes through
 //! [`crate::policy::decide`], exactly as admission through both webhooks would.
 
-mod cli;
+pub(crate) mod cli;
 pub mod emit;
 pub mod load;
 pub(crate) mod remote;
