@@ -18,7 +18,7 @@ pub mod tolerations;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, NodeSelectorTerm, PodSpec};
 use serde::Serialize;
 
 use crate::config::Policy;
@@ -106,6 +106,18 @@ pub fn evaluate(req: &Request<'_>, policy: &Policy) -> Evaluation {
     priority::check(&mut ctx);
     image::check(&mut ctx);
     ctx.out
+}
+
+/// The terms of the template's required node affinity (ORed by the scheduler), if it has one.
+pub(crate) fn required_node_terms(pod: &PodSpec) -> Option<&[NodeSelectorTerm]> {
+    let required = pod
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?;
+    Some(&required.node_selector_terms)
 }
 
 /// State shared by the rule families during one evaluation.

@@ -36,16 +36,7 @@ pub(crate) fn schedulable_on(pod: &PodSpec, os: &str) -> bool {
     if !selector_ok {
         return false;
     }
-    let terms = pod
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .map(|r| r.node_selector_terms.as_slice());
-    match terms {
+    match super::required_node_terms(pod) {
         // No required affinity, or an empty list of terms (which the API server rejects):
         // no constraint from here.
         None | Some([]) => true,

@@ -155,22 +155,11 @@ pub fn excludes_control_plane(spec: &PodSpec, labels: &BTreeMap<String, String>)
     if selector_excludes {
         return true;
     }
-    let Some(required) = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-    else {
+    let Some(terms) = super::required_node_terms(spec) else {
         return false;
     };
     // Terms are ORed: excluded only when no term can match a control-plane node.
-    !required
-        .node_selector_terms
-        .iter()
-        .any(|term| term_may_match(term, labels))
+    !terms.iter().any(|term| term_may_match(term, labels))
 }
 
 /// The value a control-plane node is known to have for `key`.
