@@ -138,6 +138,8 @@ struct Server {
     kind: Kind,
     child: Child,
     addr: SocketAddr,
+    /// The /lint listener (daemonset-guard only).
+    lint_addr: SocketAddr,
 }
 
 impl Server {
@@ -178,6 +180,7 @@ impl Setup {
 
     fn spawn(&self, kind: Kind, tag: &str) -> anyhow::Result<(Server, Instant)> {
         let addr = free_addr()?;
+        let lint_addr = free_addr()?;
         let log_path = self.logs.join(format!("{}-{tag}.log", kind_name(kind)));
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
@@ -189,6 +192,8 @@ impl Setup {
                     .arg(addr.to_string())
                     .arg("--metrics-listen")
                     .arg(free_addr()?.to_string())
+                    .arg("--lint-listen")
+                    .arg(lint_addr.to_string())
                     .arg("--log-format")
                     .arg("json");
                 if let Some(config) = &self.config {
@@ -213,7 +218,15 @@ impl Setup {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", cmd.get_program().to_string_lossy()))?;
-        Ok((Server { kind, child, addr }, started))
+        Ok((
+            Server {
+                kind,
+                child,
+                addr,
+                lint_addr,
+            },
+            started,
+        ))
     }
 
     /// Polls `GET /readyz` over TLS until it answers 200; returns the time since `started`.
@@ -591,7 +604,7 @@ async fn measure(
         .map(|_| {
             flood_rt.spawn(lint_flood_worker(
                 setup.tls(Proto::H2).clone(),
-                server.addr,
+                server.lint_addr,
                 setup.lint_body.clone(),
                 stop.clone(),
             ))

@@ -152,6 +152,7 @@ fn combos() -> Vec<(&'static str, Vec<String>)> {
         ),
         ("hpa", s(&["autoscaling.enabled=true"])),
         ("audit-off", s(&["audit.enabled=false"])),
+        ("lint-off", s(&["lint.enabled=false"])),
         ("audit-without-reports", s(&["audit.policyReports=false"])),
         ("kube-system-exclude", s(&["webhooks.kubeSystem=exclude"])),
         ("kube-system-enforce", s(&["webhooks.kubeSystem=enforce"])),
@@ -161,6 +162,8 @@ fn combos() -> Vec<(&'static str, Vec<String>)> {
                 "server.port=9443",
                 "server.metricsPort=9191",
                 "service.port=8443",
+                "lint.port=9444",
+                "lint.servicePort=443",
             ]),
         ),
         (
@@ -1012,19 +1015,34 @@ fn webhooks_service_and_server_agree_on_ports_and_paths() {
             }
         }
 
-        // The helm test Pod calls the same Service port, by the name the certificate covers.
-        let test_pod = one(&objs, "Pod", &ctx);
-        let targs = strs(&test_pod["spec"]["containers"][0]["args"]);
-        let url = flag_value(&targs, "--remote").expect("--remote");
-        let sp = service["spec"]["ports"]
+        // /lint has a listener of its own, or none; the helm test Pod calls its Service port, by
+        // the name the certificate covers.
+        let lint_sp = service["spec"]["ports"]
             .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["name"] == "https"))
-            .expect("https Service port");
-        assert_eq!(
-            url,
-            format!("https://{}.{NAMESPACE}.svc:{}/lint", fullname(), sp["port"]),
-            "{ctx}"
-        );
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "lint"));
+        match flag_value(&args, "--lint-listen").expect("--lint-listen") {
+            "off" => {
+                assert!(lint_sp.is_none(), "{ctx}: no /lint Service port");
+                assert!(
+                    find(&objs, "Pod").is_empty(),
+                    "{ctx}: helm test needs /lint"
+                );
+            }
+            addr => {
+                let lint = port_of(addr);
+                assert!(lint != listen && lint != metrics, "{ctx}: {args:?}");
+                let sp = lint_sp.expect("lint Service port");
+                assert_eq!(resolve_port(c, &sp["targetPort"]), lint, "{ctx}");
+                let test_pod = one(&objs, "Pod", &ctx);
+                let targs = strs(&test_pod["spec"]["containers"][0]["args"]);
+                let url = flag_value(&targs, "--remote").expect("--remote");
+                assert_eq!(
+                    url,
+                    format!("https://{}.{NAMESPACE}.svc:{}/lint", fullname(), sp["port"]),
+                    "{ctx}"
+                );
+            }
+        }
     }
 }
 
@@ -1656,7 +1674,47 @@ fn availability_follows_replicas_and_autoscaling() {
             .flat_map(|r| r["ports"].as_array().into_iter().flatten())
             .filter_map(|p| p["port"].as_str())
             .collect();
-        assert_eq!(ports, BTreeSet::from(["https", "metrics"]));
+        assert_eq!(ports, BTreeSet::from(["https", "lint", "metrics"]));
+        // The webhook port stays open to any source (the API server's address is cluster
+        // specific); the /lint port takes lintFrom, and the helm test Pod always.
+        let restricted = render(
+            helm,
+            "network-policy-lint",
+            &[
+                "networkPolicy.enabled=true".into(),
+                "networkPolicy.lintFrom[0].namespaceSelector.matchLabels.team=ci".into(),
+            ],
+        );
+        let rules = one(&restricted, "NetworkPolicy", "network-policy-lint")["spec"]["ingress"]
+            .as_array()
+            .expect("ingress")
+            .clone();
+        let rule = |port: &str| {
+            rules
+                .iter()
+                .find(|r| r["ports"][0]["port"] == port)
+                .unwrap_or_else(|| panic!("no ingress rule for {port}"))
+        };
+        assert!(rule("https").get("from").is_none(), "webhook port open");
+        let from = rule("lint")["from"].as_array().expect("lint from");
+        assert_eq!(from[0]["namespaceSelector"]["matchLabels"]["team"], "ci");
+        assert_eq!(
+            from[1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+            "test"
+        );
+        let off = render(
+            helm,
+            "network-policy-lint-off",
+            &[
+                "networkPolicy.enabled=true".into(),
+                "lint.enabled=false".into(),
+            ],
+        );
+        let n = one(&off, "NetworkPolicy", "network-policy-lint-off");
+        assert!(
+            !n["spec"]["ingress"].to_string().contains("\"lint\""),
+            "no /lint port to let in: {n}"
+        );
     }
 }
 
@@ -1665,6 +1723,9 @@ fn availability_follows_replicas_and_autoscaling() {
 #[test]
 fn helm_test_pod_lints_an_admissible_daemonset_and_sees_only_the_ca() {
     for (ctx, sets, objs) in all_renders() {
+        if sets.iter().any(|s| s == "lint.enabled=false") {
+            continue; // no /lint to call: checked in webhooks_service_and_server_agree_on_ports_and_paths
+        }
         let pod = one(&objs, "Pod", &ctx);
         assert!(hooks(pod).contains("test"), "{ctx}: helm test hook");
         let spec = &pod["spec"];

@@ -705,6 +705,7 @@ fn cli_and_lint_http_agree_over_the_corpus() {
 
 mod remote {
     use super::*;
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -715,6 +716,13 @@ mod remote {
 
     /// A minimal HTTPS server whose only handler is `lint_http`, as the real server's is.
     fn start() -> (String, tempfile::NamedTempFile, tokio::runtime::Runtime) {
+        start_busy(0)
+    }
+
+    /// The same, answering its first `busy` requests as the real server does when its lint
+    /// threads are taken: 503 with `Retry-After: 1`.
+    fn start_busy(busy: usize) -> (String, tempfile::NamedTempFile, tokio::runtime::Runtime) {
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(busy));
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
             .unwrap();
         let mut ca = tempfile::NamedTempFile::new().unwrap();
@@ -746,13 +754,29 @@ mod remote {
                 };
                 let acceptor = acceptor.clone();
                 let policy = policy.clone();
+                let busy = busy.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let policy = policy.clone();
+                        let busy = busy.clone();
                         async move {
+                            let refuse = busy
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                            if refuse {
+                                return Ok::<_, hyper::Error>(
+                                    hyper::Response::builder()
+                                        .status(503)
+                                        .header(hyper::header::RETRY_AFTER, "1")
+                                        .body(Full::new(Bytes::from_static(b"busy")))
+                                        .unwrap(),
+                                );
+                            }
                             let query = parse_query(req.uri().query().unwrap_or(""));
                             let path_ok = req.uri().path() == "/lint";
                             let ct = req
@@ -794,6 +818,20 @@ mod remote {
             }
         }
         out
+    }
+
+    /// A busy server (503 with Retry-After) is waited for, not reported as an error.
+    #[test]
+    fn remote_lint_waits_while_the_server_is_busy() {
+        let (url, ca, _rt) = start_busy(2);
+        let ca = ca.path().to_str().unwrap();
+        let local = lint(&["--format", "json", BAD], None);
+        let remote = lint(
+            &["--remote", &url, "--ca-cert", ca, "--format", "json", BAD],
+            None,
+        );
+        assert_eq!(code(&remote), code(&local), "{}", stderr(&remote));
+        same_report(&json(&remote), &json(&local));
     }
 
     #[test]

@@ -121,7 +121,7 @@ async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
 
         // POST /lint: the same objects, findings, verdicts and patches as the CLI.
         let resp = http
-            .post(server.url("/lint"))
+            .post(server.lint_url("/lint"))
             .header("content-type", "application/yaml")
             .body(text.clone())
             .send()
@@ -238,7 +238,7 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
     ];
     for (ct, body, status, needle) in cases {
         let resp = http
-            .post(server.url("/lint?format=json"))
+            .post(server.lint_url("/lint?format=json"))
             .header("content-type", ct)
             .body(body.to_vec())
             .send()
@@ -254,7 +254,7 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
         assert!(text.contains(needle), "{text}");
     }
     let resp = http
-        .post(server.url("/lint?operation=EXPLODE"))
+        .post(server.lint_url("/lint?operation=EXPLODE"))
         .header("content-type", "application/yaml")
         .body("a: 1\n")
         .send()
@@ -264,7 +264,7 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
     // A panic inside the YAML parser (a tag directly followed by a comma) is caught: the caller
     // gets a 400, and the panic is one structured log line with its location, not stderr noise.
     let resp = http
-        .post(server.url("/lint"))
+        .post(server.lint_url("/lint"))
         .header("content-type", "application/yaml")
         .body("[!,]")
         .send()
@@ -279,7 +279,7 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
     );
     // Still serving, and SARIF is available over HTTP too.
     let resp = http
-        .post(server.url("/lint?format=sarif"))
+        .post(server.lint_url("/lint?format=sarif"))
         .header("content-type", "application/yaml")
         .body(
             std::fs::read(
@@ -294,4 +294,56 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
     let sarif: Value = resp.json().await.unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
+}
+
+/// `/lint` has a port of its own: the admission port answers it with a 404 that names the lint
+/// port, the lint port serves no admission path, and `--lint-listen off` leaves no lint port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lint_is_served_on_its_own_port_only() {
+    let (server, pki, _secret) = start_with_pki(&[]);
+    let lint_port = server.lint.unwrap().port();
+    assert_ne!(lint_port, server.https.port());
+    for proto in [Http::H1, Http::H2] {
+        let http = client(&pki.ca_pem(), proto);
+        let resp = http
+            .post(server.url("/lint"))
+            .header("content-type", "application/yaml")
+            .body("a: 1\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        let status: Value = resp.json().await.unwrap();
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("its own port, {lint_port}")),
+            "{message}"
+        );
+        for path in ["/validate", "/mutate"] {
+            let resp = http
+                .post(server.lint_url(path))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 404, "{path} on the lint port");
+        }
+        let resp = http.get(server.lint_url("/readyz")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    let (server, pki, _secret) = start_with_pki(&["--lint-listen", "off"]);
+    let http = client(&pki.ca_pem(), Http::H1);
+    let resp = http
+        .post(server.url("/lint"))
+        .body("a: 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().contains("--lint-listen off"));
+    let listening = server.wait_for_log("listening", |v| v["message"] == "listening");
+    assert_eq!(listening["lint"], "off");
+    assert_eq!(server.lint, None);
 }

@@ -112,7 +112,7 @@ async fn a_lint_flood_stays_within_half_the_charts_memory_limit() {
             fits.clone()
         };
         let client = clients[i % clients.len()].clone();
-        let url = server.url("/lint");
+        let url = server.lint_url("/lint");
         set.spawn(async move { (i % 2 == 0, post(&client, url, body).await) });
     }
     let (mut linted, mut busy, mut too_large) = (0, 0, 0);
@@ -165,12 +165,12 @@ async fn lint_body_limit_is_its_own() {
     let client = server.http(false);
     // 3.8 MB of comments: above --max-body-bytes, below /lint's limit, and cheap to lint.
     let comments = Bytes::from("# just a comment line\n".repeat(3_800_000 / 22));
-    let (status, _, body) = post(&client, server.url("/lint"), comments).await;
+    let (status, _, body) = post(&client, server.lint_url("/lint"), comments).await;
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("no YAML or JSON document"), "{text}");
     // Refused from the headers, before any of the body is sent.
-    let mut tls = server.tls(&[b"http/1.1"]).await.unwrap();
+    let mut tls = server.lint_tls(&[b"http/1.1"]).await.unwrap();
     tls.write_all(post_head("/lint", 4 * 1024 * 1024 + 1).as_bytes())
         .await
         .unwrap();
@@ -185,13 +185,16 @@ async fn lint_body_limit_is_its_own() {
 async fn http2_413_arrives_with_its_body() {
     let server = Server::start(Opts::default());
     for (path, declare) in [("/validate", true), ("/validate", false), ("/lint", true)] {
-        let tls = server.tls(&[b"h2"]).await.unwrap();
-        let (client, conn) = h2::client::handshake(tls).await.unwrap();
+        let (tls, url) = if path == "/lint" {
+            (server.lint_tls(&[b"h2"]).await, server.lint_url(path))
+        } else {
+            (server.tls(&[b"h2"]).await, server.url(path))
+        };
+        let (client, conn) = h2::client::handshake(tls.unwrap()).await.unwrap();
         tokio::spawn(conn);
         let mut client = client.ready().await.unwrap();
         let len = 4 * 1024 * 1024 + 512 * 1024;
-        let mut req =
-            hyper::http::Request::post(server.url(path)).header("content-type", "application/json");
+        let mut req = hyper::http::Request::post(url).header("content-type", "application/json");
         if declare {
             req = req.header("content-length", len);
         }

@@ -215,6 +215,8 @@ fn invalid_policy_at_startup_stops_with_the_error() {
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--lint-listen",
+            "127.0.0.1:0",
         ])
         .arg("--config")
         .arg(&path)

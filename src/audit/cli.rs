@@ -30,7 +30,7 @@ pub struct AuditArgs {
     /// Policy file (default: the embedded default policy).
     #[arg(long, value_name = "FILE", conflicts_with = "remote")]
     pub config: Option<PathBuf>,
-    /// Evaluate through a running server's /lint (e.g. https://127.0.0.1:8443), with its policy.
+    /// Evaluate through a running server's /lint (e.g. https://127.0.0.1:8444), with its policy.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
     /// PEM CA certificate(s) to trust for --remote (default: the system bundle).

@@ -49,7 +49,8 @@ pub struct LintArgs {
     /// namespace and name.
     #[arg(long, value_name = "FILE", conflicts_with = "remote")]
     pub old: Option<PathBuf>,
-    /// Lint through a running server's /lint (e.g. https://127.0.0.1:8443), with its policy.
+    /// Lint through a running server's /lint (e.g. https://127.0.0.1:8444), with its policy;
+    /// while it answers 503 (busy), waits as its Retry-After asks, up to 30 s in all.
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
     /// PEM CA certificate(s) to trust for --remote (default: the system bundle).

@@ -20,6 +20,11 @@ use super::LintQuery;
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest report accepted back.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+/// Waiting on `503` answers, in all, before the last one is reported: the server's `/lint`
+/// runs one request at a time by default, so CI jobs sharing it take turns.
+const BUSY_PATIENCE: Duration = Duration::from_secs(30);
+/// The longest single wait, whatever `Retry-After` asks.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Where distributions keep the system CA bundle.
 const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
@@ -150,13 +155,28 @@ impl Remote {
         } else {
             format!("{}?{}", self.path, params.join("&"))
         };
-        let (status, bytes) = self
-            .runtime
-            .block_on(async {
-                tokio::time::timeout(TIMEOUT, self.send(&target, body.to_vec())).await
-            })
-            .map_err(|_| remote_error(format!("{}: no answer within {TIMEOUT:?}", self.url())))?
-            .map_err(|e| remote_error(format!("{}: {e}", self.url())))?;
+        let mut waited = Duration::ZERO;
+        let (status, bytes) = loop {
+            let (status, retry_after, bytes) = self
+                .runtime
+                .block_on(async {
+                    tokio::time::timeout(TIMEOUT, self.send(&target, body.to_vec())).await
+                })
+                .map_err(|_| remote_error(format!("{}: no answer within {TIMEOUT:?}", self.url())))?
+                .map_err(|e| remote_error(format!("{}: {e}", self.url())))?;
+            // Busy: come back when the server says, within our patience.
+            match retry_after {
+                Some(wait) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                    let wait = wait.min(MAX_RETRY_AFTER);
+                    if waited + wait > BUSY_PATIENCE {
+                        break (status, bytes);
+                    }
+                    waited += wait;
+                    std::thread::sleep(wait);
+                }
+                _ => break (status, bytes),
+            }
+        };
         let text = String::from_utf8_lossy(&bytes);
         if status == StatusCode::OK {
             let mut report: Report = serde_json::from_slice(&bytes).map_err(|e| {
@@ -197,7 +217,8 @@ impl Remote {
         }
     }
 
-    async fn send(&self, target: &str, body: Vec<u8>) -> Result<(StatusCode, Bytes), String> {
+    /// One request: the status, the `Retry-After` delay (in seconds form) and the body.
+    async fn send(&self, target: &str, body: Vec<u8>) -> Result<Answer, String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
@@ -224,7 +245,9 @@ impl Remote {
     }
 }
 
-async fn exchange<I>(io: I, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String>
+type Answer = (StatusCode, Option<Duration>, Bytes);
+
+async fn exchange<I>(io: I, request: Request<Full<Bytes>>) -> Result<Answer, String>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -237,6 +260,12 @@ where
         .await
         .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
         .collect()
         .await
@@ -244,7 +273,7 @@ where
         .to_bytes();
     drop(sender);
     driver.abort();
-    Ok((status, body))
+    Ok((status, retry_after, body))
 }
 
 /// Percent-encodes a query value.

@@ -95,15 +95,49 @@ impl App {
     }
 }
 
-/// Routes of the HTTPS listener.
-pub fn admission_router(app: Arc<App>) -> Router {
+/// Routes of the HTTPS admission listener. `lint`: where `/lint` is served instead, for the
+/// answer to a client that posts it here.
+pub fn admission_router(app: Arc<App>, lint: Option<std::net::SocketAddr>) -> Router {
+    let elsewhere: Arc<str> = match lint {
+        Some(addr) => format!(
+            "POST /lint is served on its own port, {} (--lint-listen), not on the admission port",
+            addr.port()
+        ),
+        None => "POST /lint is switched off on this server (--lint-listen off)".to_string(),
+    }
+    .into();
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
-        .route("/lint", post(lint))
+        .route(
+            "/lint",
+            post(move |req: Request| {
+                let elsewhere = elsewhere.clone();
+                async move {
+                    // Unread body: the connection is closed (HTTP/1.1) or the stream reset.
+                    let mut resp = status_response(StatusCode::NOT_FOUND, &elsewhere);
+                    if req.version() <= axum::http::Version::HTTP_11 {
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
+            }),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+/// Routes of the HTTPS `/lint` listener.
+pub fn lint_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/lint", post(lint))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found_lint)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
@@ -538,7 +572,18 @@ async fn not_found(req: Request) -> Response {
     status_response(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such path {:?}; the webhook serves POST /validate, POST /mutate, POST /lint, GET /healthz and GET /readyz",
+            "no such path {:?}; the webhook serves POST /validate, POST /mutate, GET /healthz and GET /readyz",
+            req.uri().path()
+        ),
+    )
+}
+
+async fn not_found_lint(req: Request) -> Response {
+    status_response(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no such path {:?}; this port serves POST /lint, GET /healthz and GET /readyz (admission \
+             is on the --listen port)",
             req.uri().path()
         ),
     )

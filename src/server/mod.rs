@@ -45,10 +45,18 @@ pub enum LogFormat {
 /// Arguments of `daemonset-guard serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address of the HTTPS admission listener (POST /validate, POST /mutate, POST /lint,
-    /// GET /healthz, GET /readyz).
+    /// Address of the HTTPS admission listener (POST /validate, POST /mutate, GET /healthz,
+    /// GET /readyz).
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Address of the HTTPS listener for POST /lint (same certificate and client CA), or `off`.
+    /// It has a thread, connections and memory of its own, at the lowest CPU priority, so no
+    /// /lint traffic can slow admission or take its memory.
+    #[arg(long, default_value = "0.0.0.0:8444", value_parser = parse_listen, value_name = "ADDR|off")]
+    pub lint_listen: Listen,
+    /// Open connections the /lint listener accepts at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub lint_max_connections: usize,
     /// Address of the plain-HTTP listener for GET /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:9090", value_name = "ADDR")]
     pub metrics_listen: SocketAddr,
@@ -85,7 +93,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub lint_concurrency: u16,
     /// Memory for POST /lint across all its requests. A body reserves what linting it takes at
-    /// the peak (about 40 bytes per body byte) before it is read: a request that does not fit
+    /// the peak (about 48 bytes per body byte) before it is read: a request that does not fit
     /// now gets 503 with Retry-After, a body that could never fit gets 413.
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub lint_memory_bytes: usize,
@@ -120,6 +128,25 @@ pub struct ServeArgs {
     /// daemonset-guard-audit Lease, so only one replica writes).
     #[arg(long, requires = "audit")]
     pub audit_policy_reports: bool,
+}
+
+/// A listener address, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// Listen on this address.
+    On(SocketAddr),
+    /// Do not listen.
+    Off,
+}
+
+/// Parses `HOST:PORT`, or `off`.
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Listen::Off);
+    }
+    s.parse()
+        .map(Listen::On)
+        .map_err(|e| format!("{s:?} is not an address such as 0.0.0.0:8444, or off: {e}"))
 }
 
 /// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -264,8 +291,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics_listener = TcpListener::bind(args.metrics_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.metrics_listen))?;
+    let lint_listener = match args.lint_listen {
+        Listen::On(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (--lint-listen)"))?,
+        ),
+        Listen::Off => None,
+    };
     let https_addr = listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
+    let lint_addr = lint_listener
+        .as_ref()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()?;
 
     // Reloader thread: stops when `stop_reload` is dropped.
     let (stop_reload, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -294,9 +332,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics_stop_rx,
     ));
 
+    // Both TLS listeners stop accepting when this turns true.
+    let (stop_accepting, stop_accepting_rx) = tokio::sync::watch::channel(false);
+    let limits = ConnLimits {
+        header_read_timeout: args.header_read_timeout,
+        max_concurrent_streams: args.max_concurrent_streams,
+        drain_timeout: args.drain_timeout,
+    };
+    let lint_thread = match lint_listener {
+        Some(listener) => Some(spawn_lint_listener(
+            listener,
+            acceptor.clone(),
+            app.clone(),
+            ConnLimits {
+                max_concurrent_streams: LINT_MAX_CONCURRENT_STREAMS,
+                ..limits
+            },
+            args.lint_max_connections,
+            stop_accepting_rx.clone(),
+        )?),
+        None => None,
+    };
+
     app.set_ready();
     tracing::info!(
         https = %https_addr,
+        lint = %lint_addr.map_or("off".to_string(), |a| a.to_string()),
         metrics = %metrics_addr,
         mtls = args.client_ca.is_some(),
         development = dev_ca.is_some(),
@@ -307,9 +368,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let audit = args
         .audit
         .then(|| crate::audit::background::spawn(app.clone(), args.audit_policy_reports));
-    let signal = accept_loop(listener, acceptor, app.clone(), &args).await;
+    let shutdown = {
+        let (app, delay) = (app.clone(), args.shutdown_delay);
+        async move {
+            let signal = shutdown_signal().await;
+            app.begin_shutdown();
+            tracing::info!(signal, ?delay, "shutdown started; readiness is now false");
+            tokio::time::sleep(delay).await;
+            let _ = stop_accepting.send(true);
+            signal
+        }
+    };
+    let (signal, ()) = tokio::join!(
+        shutdown,
+        serve_tls(
+            "admission",
+            listener,
+            acceptor,
+            http::admission_router(app.clone(), lint_addr),
+            app.clone(),
+            limits,
+            args.max_connections,
+            stop_accepting_rx,
+        )
+    );
     if let Some(task) = audit {
         task.abort();
+    }
+    if let Some(thread) = lint_thread {
+        // Bounded: the lint listener drains within the same --drain-timeout.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 
     let _ = metrics_stop.send(true);
@@ -325,53 +413,105 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Accepts and serves TLS connections until a shutdown signal, then drains. Returns the signal.
-async fn accept_loop(
-    listener: TcpListener,
+/// HTTP/2 streams per connection on the /lint listener: a /lint request beyond the lint pool's
+/// concurrency is refused at once, so a few streams are plenty.
+const LINT_MAX_CONCURRENT_STREAMS: u32 = 16;
+
+/// Timeouts and HTTP/2 limits of one TLS listener.
+#[derive(Clone, Copy, Debug)]
+struct ConnLimits {
+    header_read_timeout: Duration,
+    max_concurrent_streams: u32,
+    drain_timeout: Duration,
+}
+
+/// Serves POST /lint on a thread of its own with a single-threaded runtime at the lowest CPU
+/// priority the lint pool also uses: reading, decrypting and answering /lint bodies (a flood of
+/// them included) then competes with admission's threads only for what they leave idle, and its
+/// connection buffers are bounded by its own connection limit.
+fn spawn_lint_listener(
+    listener: std::net::TcpListener,
     acceptor: TlsAcceptor,
     app: Arc<App>,
-    args: &ServeArgs,
-) -> &'static str {
+    limits: ConnLimits,
+    max_connections: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    listener
+        .set_nonblocking(true)
+        .context("cannot set up the /lint listener")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the /lint runtime")?;
+    std::thread::Builder::new()
+        .name("lint-listener".into())
+        .spawn(move || {
+            lint_pool::lower_priority();
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        let router = http::lint_router(app.clone());
+                        serve_tls(
+                            "lint",
+                            listener,
+                            acceptor,
+                            router,
+                            app,
+                            limits,
+                            max_connections,
+                            stop,
+                        )
+                        .await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot serve the /lint listener"),
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_millis(200));
+        })
+        .context("cannot start the /lint listener thread")
+}
+
+/// Accepts and serves TLS connections until `stop` turns true, then drains within the drain
+/// timeout.
+#[allow(clippy::too_many_arguments)]
+async fn serve_tls(
+    name: &'static str,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    app: Arc<App>,
+    limits: ConnLimits,
+    max_connections: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(args.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(args.max_concurrent_streams)
+        .max_concurrent_streams(limits.max_concurrent_streams)
         // Detect dead peers on long-lived HTTP/2 connections (the API server keeps one open).
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let service = TowerToHyperService::new(http::admission_router(app.clone()));
+    let service = TowerToHyperService::new(router);
     let graceful = GracefulShutdown::new();
-    let limit = Arc::new(Semaphore::new(args.max_connections));
-    let handshake_timeout = args.header_read_timeout;
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let handshake_timeout = limits.header_read_timeout;
 
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    // Armed by the signal: accepting stops when it fires.
-    let stop_accepting = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
-    tokio::pin!(stop_accepting);
-    let mut which = None;
     loop {
         let (permit, tcp, peer) = tokio::select! {
             biased;
-            s = &mut signal, if which.is_none() => {
-                which = Some(s);
-                app.begin_shutdown();
-                tracing::info!(signal = s, delay = ?args.shutdown_delay, connections = graceful.count(), "shutdown started; readiness is now false");
-                stop_accepting.as_mut().reset(tokio::time::Instant::now() + args.shutdown_delay);
-                continue;
-            }
-            () = &mut stop_accepting, if which.is_some() => break,
+            _ = stop.wait_for(|stop| *stop) => break,
             next = accept_next(&listener, &limit) => match next {
                 Some(Ok((permit, tcp, peer))) => (permit, tcp, peer),
                 Some(Err(e)) => {
                     // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -414,12 +554,14 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    tracing::info!(connections = graceful.count(), timeout = ?args.drain_timeout, "listener closed; draining in-flight requests");
-    match tokio::time::timeout(args.drain_timeout, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections drained"),
-        Err(_) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+    tracing::info!(listener = name, connections = graceful.count(), timeout = ?limits.drain_timeout, "listener closed; draining in-flight requests");
+    match tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!(listener = name, "all connections drained"),
+        Err(_) => tracing::warn!(
+            listener = name,
+            "drain timeout reached; closing the remaining connections"
+        ),
     }
-    which.unwrap_or("none")
 }
 
 /// Waits for a connection slot, then for a connection. `None` when the limit is closed.

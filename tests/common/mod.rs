@@ -139,6 +139,8 @@ pub struct Server {
     child: Child,
     pub https: SocketAddr,
     pub metrics: SocketAddr,
+    /// `None` with `--lint-listen off`.
+    pub lint: Option<SocketAddr>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -156,6 +158,12 @@ impl Server {
                 "--log-format",
                 "json",
             ])
+            .args(
+                (!args.contains(&"--lint-listen"))
+                    .then_some(["--lint-listen", "127.0.0.1:0"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -191,8 +199,15 @@ impl Server {
             child,
             https: listening["https"].as_str().unwrap().parse().unwrap(),
             metrics: listening["metrics"].as_str().unwrap().parse().unwrap(),
+            lint: listening["lint"].as_str().unwrap().parse().ok(),
             logs,
         }
+    }
+
+    /// `https://localhost:PORT{path}` on the /lint listener.
+    pub fn lint_url(&self, path: &str) -> String {
+        let lint = self.lint.expect("the server has a /lint listener");
+        format!("https://localhost:{}{path}", lint.port())
     }
 
     /// `https://localhost:PORT{path}`.

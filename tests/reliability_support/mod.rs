@@ -231,6 +231,7 @@ pub struct Server {
     pub child: Child,
     pub https: SocketAddr,
     pub metrics: SocketAddr,
+    pub lint: SocketAddr,
     pub ca: Ca,
     pub secret: SecretDir,
     pub dir: tempfile::TempDir,
@@ -252,6 +253,8 @@ impl Server {
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
+            "127.0.0.1:0",
+            "--lint-listen",
             "127.0.0.1:0",
         ])
         .args(["--log-format", "json"])
@@ -284,8 +287,16 @@ impl Server {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if let (Some(h), Some(m)) = (v["https"].as_str(), v["metrics"].as_str()) {
-                            let _ = tx.send((h.parse().unwrap(), m.parse().unwrap()));
+                        if let (Some(h), Some(m), Some(l)) = (
+                            v["https"].as_str(),
+                            v["metrics"].as_str(),
+                            v["lint"].as_str(),
+                        ) {
+                            let _ = tx.send((
+                                h.parse().unwrap(),
+                                m.parse().unwrap(),
+                                l.parse().unwrap(),
+                            ));
                         }
                     }
                     let mut log = log.lock().unwrap();
@@ -297,7 +308,7 @@ impl Server {
             });
         }
         drop(tx);
-        let (https, metrics) = match rx.recv_timeout(WAIT) {
+        let (https, metrics, lint) = match rx.recv_timeout(WAIT) {
             Ok(addrs) => addrs,
             Err(_) => {
                 let _ = child.kill();
@@ -318,6 +329,7 @@ impl Server {
             child,
             https,
             metrics,
+            lint,
             ca,
             secret,
             dir,
@@ -344,6 +356,11 @@ impl Server {
         format!("https://127.0.0.1:{}{path}", self.https.port())
     }
 
+    /// The same on the /lint listener.
+    pub fn lint_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.lint.port())
+    }
+
     pub fn client_config(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
         client_config(&self.ca.pem, None, alpn)
     }
@@ -355,6 +372,11 @@ impl Server {
 
     pub async fn tls(&self, alpn: &[&[u8]]) -> std::io::Result<TlsStream<TcpStream>> {
         tls_connect(self.https, self.client_config(alpn)).await
+    }
+
+    /// A TLS connection to the /lint listener.
+    pub async fn lint_tls(&self, alpn: &[&[u8]]) -> std::io::Result<TlsStream<TcpStream>> {
+        tls_connect(self.lint, self.client_config(alpn)).await
     }
 
     /// `GET` on the plain-HTTP metrics listener: `(status, body)`.
