@@ -2,33 +2,16 @@
 //! and the admission path (`/mutate`, then `/validate` of the patched object, as the API server
 //! chains them) give the same verdict, the same findings and the same patch.
 
-mod common;
+mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use base64::Engine as _;
-use common::{client, post_review, start_with_pki, Http};
 use serde_json::{json, Value};
-
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/daemonsets");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("../shared/corpus/daemonsets")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 40);
-    v
-}
+use support::{client, corpus_files, lint, post_review, Http, Server};
 
 fn cli_report(path: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_daemonset-guard"))
-        .args(["lint", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = lint(&["--format", "json", path.to_str().unwrap()], None);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "{}: {}",
@@ -111,8 +94,8 @@ fn findings(object: &Value) -> Vec<(String, String, String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let http = client(&pki.ca_pem(), Http::H2);
+    let server = Server::builder().start();
+    let http = client(&server.ca().pem, Http::H2);
     let mut daemonsets = 0;
     for path in corpus_files() {
         let name = path.display().to_string();
@@ -222,8 +205,8 @@ async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let http = client(&pki.ca_pem(), Http::H1);
+    let server = Server::builder().start();
+    let http = client(&server.ca().pem, Http::H1);
     let cases: [(&str, &[u8], u16, &str); 5] = [
         ("application/yaml", b"a: [1, 2\nb: 3\n", 400, "line"),
         ("application/yaml", b"", 400, "empty"),
