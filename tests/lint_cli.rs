@@ -678,22 +678,23 @@ mod remote {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     /// A minimal HTTPS server whose only handler is `lint_http`, as the real server's is.
     fn start() -> (String, tempfile::NamedTempFile, tokio::runtime::Runtime) {
-        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-            .unwrap();
+        let test_ca = support::Ca::new("lint --remote test CA");
+        let pair = test_ca.server();
         let mut ca = tempfile::NamedTempFile::new().unwrap();
-        ca.write_all(ck.cert.pem().as_bytes()).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+        ca.write_all(test_ca.pem.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(ck.cert.der().to_vec())], key)
+        .with_single_cert(vec![CertificateDer::from(pair.der())], key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -805,9 +806,9 @@ mod remote {
         );
 
         // A server we do not trust is refused.
-        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = support::Ca::new("someone else");
         let mut untrusted = tempfile::NamedTempFile::new().unwrap();
-        untrusted.write_all(other.cert.pem().as_bytes()).unwrap();
+        untrusted.write_all(other.pem.as_bytes()).unwrap();
         let o = lint(
             &[
                 "--remote",

@@ -45,22 +45,7 @@ fn as_apiserver_sends(mut v: Value) -> Value {
 }
 
 fn review(uid: &str, namespace: &str, object: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "apps", "version": "v1", "kind": "DaemonSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "daemonsets"},
-            "namespace": namespace,
-            "name": object["metadata"]["name"],
-            "operation": "CREATE",
-            "userInfo": {"username": "kubernetes-admin"},
-            "object": object,
-            "dryRun": false
-        }
-    }))
-    .unwrap()
+    serde_json::to_vec(&support::review(uid, "CREATE", namespace, object)).unwrap()
 }
 
 /// Comparable form of a report object's findings: (rule, mode, path, fixed).

@@ -46,7 +46,7 @@ fn row(input: &str, status: impl std::fmt::Display, message: &str) {
 async fn hostile_bodies_get_their_status_and_message() {
     let server = Server::builder().start();
     let ds = daemonset("agent", 1);
-    let full = review("uid-hostile", "CREATE", ds.clone());
+    let full = review("uid-hostile", "CREATE", "default", &ds);
 
     let mut no_request = full.clone();
     no_request.as_object_mut().unwrap().remove("request");
@@ -258,7 +258,12 @@ async fn hostile_bodies_get_their_status_and_message() {
     }
 
     // A DaemonSet with 10k containers: answered like any other, by both webhooks.
-    let huge = bytes(review("uid-10k", "CREATE", daemonset("wide", 10_000)));
+    let huge = bytes(review(
+        "uid-10k",
+        "CREATE",
+        "default",
+        &daemonset("wide", 10_000),
+    ));
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         let path = if endpoint == Endpoint::Validate {
             "/validate"

@@ -100,8 +100,14 @@ pub fn answer(body: &[u8]) -> Result<Expected, String> {
     })
 }
 
-/// Builds an AdmissionReview v1 around `object`.
-pub fn review(uid: &str, operation: &str, object: serde_json::Value) -> serde_json::Value {
+/// An AdmissionReview v1 for a DaemonSet, as the API server sends it; the user is not read by
+/// the webhook.
+pub fn review(
+    uid: &str,
+    operation: &str,
+    namespace: &str,
+    object: &serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -110,9 +116,9 @@ pub fn review(uid: &str, operation: &str, object: serde_json::Value) -> serde_js
             "kind": {"group": "apps", "version": "v1", "kind": "DaemonSet"},
             "resource": {"group": "apps", "version": "v1", "resource": "daemonsets"},
             "name": object["metadata"]["name"],
-            "namespace": "default",
+            "namespace": namespace,
             "operation": operation,
-            "userInfo": {"username": "reliability-test"},
+            "userInfo": {"username": "kubernetes-admin"},
             "object": object,
             "dryRun": false
         }
