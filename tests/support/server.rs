@@ -35,6 +35,7 @@ enum Tls {
 
 /// How to start a [`Server`]; see [`Server::builder`].
 pub struct ServerBuilder {
+    bin: PathBuf,
     tls: Tls,
     client_ca: Option<String>,
     args: Vec<OsString>,
@@ -50,6 +51,12 @@ impl ServerBuilder {
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
         self.args
             .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Runs another build of the server (default: this crate's `daemonset-guard`).
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bin = path.into();
         self
     }
 
@@ -79,7 +86,7 @@ impl ServerBuilder {
     /// Starts the server and waits until it logs its addresses; panics after [`PATIENCE`].
     pub fn start(self) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(&self.bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--log-format", "json"]);
@@ -182,6 +189,7 @@ impl Server {
     /// Serve with a fresh test CA, unless the builder says otherwise.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
+            bin: bin().into(),
             tls: Tls::TestCa,
             client_ca: None,
             args: Vec::new(),
