@@ -3,8 +3,8 @@
 //! a report updated in place after a 409 Conflict, a deleted DaemonSet's results removed, and
 //! every report valid against the CRD's own schema.
 
-mod common;
 mod fake_apiserver;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,7 +73,7 @@ fn eventually(what: &str, api: &FakeApi, cond: impl Fn(&[Received]) -> bool) {
     let start = Instant::now();
     while !cond(&api.log()) {
         assert!(
-            start.elapsed() < common::PATIENCE,
+            start.elapsed() < support::PATIENCE,
             "never happened: {what}\n{:#?}",
             api.lines()
         );

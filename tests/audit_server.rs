@@ -2,16 +2,16 @@
 //! forbidding the watch, or not there at all, /validate answers and /readyz stays ready, and the
 //! audit counts its errors.
 
-mod common;
 mod fake_apiserver;
+mod support;
 
-use common::*;
 use fake_apiserver::{FakeApi, Reply};
+use support::*;
 
 async fn admission_still_serves(kubeconfig: &std::path::Path, reason: &str) {
     // The only test of this binary: no other test reads the environment concurrently.
     std::env::set_var("KUBECONFIG", kubeconfig);
-    let mut server = Server::start(&["--audit"]);
+    let mut server = Server::builder().development().arg("--audit").start();
     let line = server.wait_for_log("about development mode", |v| {
         v["message"]
             .as_str()

@@ -2,8 +2,8 @@
 //! kube-apiserver's answers (../shared/fixtures/apiserver-api): a watch that resumes, relists
 //! after a 410 (plain, and as an ERROR event), RBAC errors, deletions and policy reloads.
 
-mod common;
 mod fake_apiserver;
+mod support;
 
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -87,11 +87,14 @@ impl Running {
     }
 }
 
-/// Waits until `cond` holds; fails the test after `common::PATIENCE`.
+/// Waits until `cond` holds; fails the test after `support::PATIENCE`.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < common::PATIENCE, "never happened: {what}");
+        assert!(
+            start.elapsed() < support::PATIENCE,
+            "never happened: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

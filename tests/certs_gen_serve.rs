@@ -1,13 +1,13 @@
 //! `certs-gen files` output is what `daemonset-guard serve` loads: a client that trusts only the
 //! generated `ca.crt` reaches the webhook over HTTPS (HTTP/1.1 and HTTP/2).
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{client, fixture, post_review, Http, Server};
 use serde_json::Value;
+use support::{client, fixture, post_review, Ca, Http, Server};
 
 /// The `certs-gen` binary of this workspace, built if this test runs alone.
 fn certs_gen() -> PathBuf {
@@ -40,9 +40,9 @@ async fn serve_accepts_certs_gen_files_and_clients_trust_only_its_ca() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let cert = dir.path().join("tls.crt").display().to_string();
-    let key = dir.path().join("tls.key").display().to_string();
-    let server = Server::start(&["--tls-cert", &cert, "--tls-key", &key]);
+    let server = Server::builder()
+        .tls_files(&dir.path().join("tls.crt"), &dir.path().join("tls.key"))
+        .start();
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
 
     for http in [Http::H1, Http::H2] {
@@ -57,9 +57,9 @@ async fn serve_accepts_certs_gen_files_and_clients_trust_only_its_ca() {
     }
 
     // A client that trusts another CA is refused: the chain really is certs-gen's.
-    let other = common::Pki::new("another CA");
+    let other = Ca::new("another CA");
     let refused = post_review(
-        &client(&other.ca_pem(), Http::H1),
+        &client(&other.pem, Http::H1),
         &server.url("/validate"),
         fixture("create-fluentd.json"),
     )

@@ -2,52 +2,19 @@
 //! malformed inputs; SARIF against the official schema; `--fix` round trips; `--remote` through a
 //! real TLS server that calls `lint_http`.
 
+mod support;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use daemonset_guard::lint::{lint_http, LintQuery};
 use serde_json::{json, Value};
+use support::{bin, corpus_dir, corpus_files, lint};
 
-const BIN: &str = env!("CARGO_BIN_EXE_daemonset-guard");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const GOOD: &str = "examples/manifests/good-daemonset.yaml";
 const BAD: &str = "examples/manifests/bad-daemonset.yaml";
-
-fn corpus_dir() -> PathBuf {
-    Path::new(ROOT).join("../shared/corpus/daemonsets")
-}
-
-fn corpus_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
-        .expect("corpus (ln -sfn /work/shared ../shared)")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 40, "corpus has {} files", v.len());
-    v
-}
-
-fn lint(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(ROOT)
-        .arg("lint")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn daemonset-guard");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.unwrap_or_default().to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
 
 fn code(o: &Output) -> i32 {
     o.status.code().expect("exit code")
@@ -630,7 +597,7 @@ fn sarif_validates_against_the_official_schema() {
 
 #[test]
 fn rules_lists_every_rule_with_its_help() {
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["rules", "--format", "json"])
         .output()
         .unwrap();
@@ -659,7 +626,7 @@ fn rules_lists_every_rule_with_its_help() {
         assert!(enforced(id), "{id}");
     }
     assert!(!enforced("security-privileged"));
-    let o = Command::new(BIN).args(["rules"]).output().unwrap();
+    let o = Command::new(bin()).args(["rules"]).output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
     for r in daemonset_guard::catalog::rules() {
         assert!(
@@ -712,7 +679,8 @@ mod remote {
     use http_body_util::{BodyExt, Full};
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     /// A minimal HTTPS server whose only handler is `lint_http`, as the real server's is.
     fn start() -> (String, tempfile::NamedTempFile, tokio::runtime::Runtime) {
@@ -723,18 +691,18 @@ mod remote {
     /// threads are taken: 503 with `Retry-After: 1`.
     fn start_busy(busy: usize) -> (String, tempfile::NamedTempFile, tokio::runtime::Runtime) {
         let busy = Arc::new(std::sync::atomic::AtomicUsize::new(busy));
-        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-            .unwrap();
+        let test_ca = support::Ca::new("lint --remote test CA");
+        let pair = test_ca.server();
         let mut ca = tempfile::NamedTempFile::new().unwrap();
-        ca.write_all(ck.cert.pem().as_bytes()).unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+        ca.write_all(test_ca.pem.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(ck.cert.der().to_vec())], key)
+        .with_single_cert(vec![CertificateDer::from(pair.der())], key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -876,9 +844,9 @@ mod remote {
         );
 
         // A server we do not trust is refused.
-        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let other = support::Ca::new("someone else");
         let mut untrusted = tempfile::NamedTempFile::new().unwrap();
-        untrusted.write_all(other.cert.pem().as_bytes()).unwrap();
+        untrusted.write_all(other.pem.as_bytes()).unwrap();
         let o = lint(
             &[
                 "--remote",

@@ -2,33 +2,16 @@
 //! and the admission path (`/mutate`, then `/validate` of the patched object, as the API server
 //! chains them) give the same verdict, the same findings and the same patch.
 
-mod common;
+mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use base64::Engine as _;
-use common::{client, post_review, start_with_pki, Http};
 use serde_json::{json, Value};
-
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/daemonsets");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("../shared/corpus/daemonsets")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 40);
-    v
-}
+use support::{client, corpus_files, lint, post_review, Http, Server};
 
 fn cli_report(path: &Path) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_daemonset-guard"))
-        .args(["lint", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = lint(&["--format", "json", path.to_str().unwrap()], None);
     assert!(
         matches!(out.status.code(), Some(0 | 1)),
         "{}: {}",
@@ -62,22 +45,7 @@ fn as_apiserver_sends(mut v: Value) -> Value {
 }
 
 fn review(uid: &str, namespace: &str, object: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "apps", "version": "v1", "kind": "DaemonSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "daemonsets"},
-            "namespace": namespace,
-            "name": object["metadata"]["name"],
-            "operation": "CREATE",
-            "userInfo": {"username": "kubernetes-admin"},
-            "object": object,
-            "dryRun": false
-        }
-    }))
-    .unwrap()
+    serde_json::to_vec(&support::review(uid, "CREATE", namespace, object)).unwrap()
 }
 
 /// Comparable form of a report object's findings: (rule, mode, path, fixed).
@@ -111,8 +79,8 @@ fn findings(object: &Value) -> Vec<(String, String, String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let http = client(&pki.ca_pem(), Http::H2);
+    let server = Server::builder().start();
+    let http = client(&server.ca().pem, Http::H2);
     let mut daemonsets = 0;
     for path in corpus_files() {
         let name = path.display().to_string();
@@ -222,8 +190,8 @@ async fn cli_lint_endpoint_and_admission_agree_over_the_corpus() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let http = client(&pki.ca_pem(), Http::H1);
+    let server = Server::builder().start();
+    let http = client(&server.ca().pem, Http::H1);
     let cases: [(&str, &[u8], u16, &str); 5] = [
         ("application/yaml", b"a: [1, 2\nb: 3\n", 400, "line"),
         ("application/yaml", b"", 400, "empty"),
@@ -300,11 +268,11 @@ async fn lint_endpoint_reports_errors_with_a_location_and_never_500() {
 /// port, the lint port serves no admission path, and `--lint-listen off` leaves no lint port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_is_served_on_its_own_port_only() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let lint_port = server.lint.unwrap().port();
+    let server = Server::builder().start();
+    let lint_port = server.listener("lint").port();
     assert_ne!(lint_port, server.https.port());
     for proto in [Http::H1, Http::H2] {
-        let http = client(&pki.ca_pem(), proto);
+        let http = client(&server.ca().pem, proto);
         let resp = http
             .post(server.url("/lint"))
             .header("content-type", "application/yaml")
@@ -333,8 +301,8 @@ async fn lint_is_served_on_its_own_port_only() {
         assert_eq!(resp.status(), 200);
     }
 
-    let (server, pki, _secret) = start_with_pki(&["--lint-listen", "off"]);
-    let http = client(&pki.ca_pem(), Http::H1);
+    let server = Server::builder().args(["--lint-listen", "off"]).start();
+    let http = client(&server.ca().pem, Http::H1);
     let resp = http
         .post(server.url("/lint"))
         .body("a: 1\n")
@@ -343,7 +311,5 @@ async fn lint_is_served_on_its_own_port_only() {
         .unwrap();
     assert_eq!(resp.status(), 404);
     assert!(resp.text().await.unwrap().contains("--lint-listen off"));
-    let listening = server.wait_for_log("listening", |v| v["message"] == "listening");
-    assert_eq!(listening["lint"], "off");
-    assert_eq!(server.lint, None);
+    assert_eq!(server.listening["lint"], "off");
 }

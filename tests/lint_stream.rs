@@ -4,38 +4,17 @@
 //! the same command lines, and matched byte for byte; when rules were added later they were
 //! written again with `-j 1` and the diff (new findings only, same verdicts) read by a person.
 
-use std::io::Write;
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use support::{corpus_files, lint};
 
-const BIN: &str = env!("CARGO_BIN_EXE_daemonset-guard");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CORPUS: &str = "../shared/corpus/daemonsets";
 const EXAMPLES: &str = "examples/manifests";
 const MIXED: &str = "tests/golden/lint/mixed-stream.yaml";
-
-fn lint(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
-        .current_dir(ROOT)
-        .arg("lint")
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn daemonset-guard");
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.unwrap_or_default().to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
 
 fn golden(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(ROOT).join("tests/golden/lint").join(name)).unwrap()
@@ -93,11 +72,7 @@ fn fix_output_is_byte_identical_to_the_golden_file() {
 
 /// A stream of many documents: DaemonSets of the corpus between other kinds.
 fn big_stream() -> String {
-    let mut files: Vec<_> = std::fs::read_dir(Path::new(ROOT).join(CORPUS))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = corpus_files();
     let mut out = String::new();
     for (i, f) in files.iter().cycle().take(60).enumerate() {
         out.push_str(&format!(

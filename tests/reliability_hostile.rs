@@ -2,13 +2,13 @@
 //! own status and a message that says what is wrong, and the server keeps serving afterwards.
 //! Run with `--nocapture` to see the table of inputs and answers.
 
-mod reliability_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use daemonset_guard::admission::Endpoint;
-use reliability_support::*;
 use serde_json::json;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -44,9 +44,9 @@ fn row(input: &str, status: impl std::fmt::Display, message: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_bodies_get_their_status_and_message() {
-    let server = Server::start(Opts::default());
+    let server = Server::builder().start();
     let ds = daemonset("agent", 1);
-    let full = review("uid-hostile", "CREATE", ds.clone());
+    let full = review("uid-hostile", "CREATE", "default", &ds);
 
     let mut no_request = full.clone();
     no_request.as_object_mut().unwrap().remove("request");
@@ -167,7 +167,7 @@ async fn hostile_bodies_get_their_status_and_message() {
             "v1beta1 is not supported",
         ),
     ];
-    let client = server.http(false);
+    let client = server.http(Http::H1);
     for (input, path, body, status, words) in cases {
         let resp = client
             .post(server.url(path))
@@ -258,7 +258,12 @@ async fn hostile_bodies_get_their_status_and_message() {
     }
 
     // A DaemonSet with 10k containers: answered like any other, by both webhooks.
-    let huge = bytes(review("uid-10k", "CREATE", daemonset("wide", 10_000)));
+    let huge = bytes(review(
+        "uid-10k",
+        "CREATE",
+        "default",
+        &daemonset("wide", 10_000),
+    ));
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         let path = if endpoint == Endpoint::Validate {
             "/validate"
@@ -333,10 +338,9 @@ async fn hostile_bodies_get_their_status_and_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_cut_by_the_header_read_timeout() {
-    let server = Server::start(Opts {
-        args: vec!["--header-read-timeout".into(), "2s".into()],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .args(["--header-read-timeout", "2s"])
+        .start();
     let head = post_head("/validate", 2);
     let mut tls = server.tls(&[b"http/1.1"]).await.unwrap();
     let (mut rd, mut wr) = tokio::io::split(tls);
@@ -351,7 +355,7 @@ async fn slowloris_is_cut_by_the_header_read_timeout() {
         true
     });
     let mut buf = Vec::new();
-    let read = tokio::time::timeout(WAIT, rd.read_to_end(&mut buf)).await;
+    let read = tokio::time::timeout(PATIENCE, rd.read_to_end(&mut buf)).await;
     let finished_head = trickle.await.unwrap();
     let outcome = match &read {
         Ok(Ok(_)) if buf.is_empty() => "connection closed".to_string(),
@@ -400,12 +404,12 @@ fn legacy_client_hello(minor: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_tls_and_plain_http_are_refused() {
-    let server = Server::start(Opts::default());
+    let server = Server::builder().start();
     for (name, minor) in [("TLS 1.0", 1u8), ("TLS 1.1", 2)] {
         let mut tcp = TcpStream::connect(server.https).await.unwrap();
         tcp.write_all(&legacy_client_hello(minor)).await.unwrap();
         let mut buf = Vec::new();
-        let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf)).await;
+        let read = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut buf)).await;
         assert!(
             read.is_ok(),
             "{name}: the server neither answered nor closed"
@@ -434,7 +438,7 @@ async fn legacy_tls_and_plain_http_are_refused() {
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
-    let r = tokio::time::timeout(WAIT, read_response(&mut tcp))
+    let r = tokio::time::timeout(PATIENCE, read_response(&mut tcp))
         .await
         .unwrap()
         .unwrap();
@@ -442,7 +446,7 @@ async fn legacy_tls_and_plain_http_are_refused() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("this port serves HTTPS"), "{}", r.text());
     let mut rest = Vec::new();
-    let closed = tokio::time::timeout(WAIT, tcp.read_to_end(&mut rest)).await;
+    let closed = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut rest)).await;
     assert!(
         matches!(closed, Ok(Ok(0))),
         "the plain-HTTP connection is closed after the answer"
@@ -452,10 +456,9 @@ async fn legacy_tls_and_plain_http_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_starve_real_requests() {
-    let server = Server::start(Opts {
-        args: vec!["--header-read-timeout".into(), "60s".into()],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .args(["--header-read-timeout", "60s"])
+        .start();
     const IDLE: usize = 2000;
     // Half sit idle after a completed handshake, half as bare TCP that never starts one.
     let mut idle = Vec::with_capacity(IDLE);
@@ -481,7 +484,7 @@ async fn idle_connections_do_not_starve_real_requests() {
 
     let (_, body) = &fixtures()[0];
     let want = expected(Endpoint::Validate, body);
-    let client = server.http(false);
+    let client = server.http(Http::H1);
     let mut latencies = Vec::new();
     for _ in 0..300 {
         let start = Instant::now();

@@ -2,7 +2,7 @@
 //! refusals say when to retry, its body limit is its own, and an over-limit body gets its 413
 //! with the explanation over HTTP/2 too.
 
-mod reliability_support;
+mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use daemonset_guard::server::lint_pool::LINT_BYTES_PER_BODY_BYTE;
-use reliability_support::*;
+use support::*;
 use tokio::io::AsyncWriteExt;
 
 /// `resources.limits.memory` of the chart's default values, in KiB.
@@ -37,14 +37,7 @@ fn chart_memory_limit_kib() -> u64 {
 /// The shared DaemonSet corpus as one YAML stream, repeated to at least `bytes`, cut at a
 /// document boundary below `bytes` when `at_most`.
 fn corpus_stream(bytes: usize) -> Bytes {
-    let dir = shared("corpus/daemonsets");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    let docs: Vec<String> = files
+    let docs: Vec<String> = corpus_files()
         .iter()
         .map(|f| format!("---\n{}\n", std::fs::read_to_string(f).unwrap()))
         .collect();
@@ -82,7 +75,7 @@ async fn post(client: &reqwest::Client, url: String, body: Bytes) -> (u16, Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lint_flood_stays_within_half_the_charts_memory_limit() {
     let half = chart_memory_limit_kib() / 2;
-    let server = Server::start(Opts::default());
+    let server = Server::builder().start();
     let base = server.rss_kib();
     // The largest body the default --lint-memory-bytes (64 MiB) admits.
     let fits = corpus_stream(64 * 1024 * 1024 / LINT_BYTES_PER_BODY_BYTE);
@@ -104,7 +97,7 @@ async fn a_lint_flood_stays_within_half_the_charts_memory_limit() {
     let mut set = tokio::task::JoinSet::new();
     // HTTP/2, 4 streams on each of 8 connections: an HTTP/1.1 client writing a body the server
     // refuses before reading it gets a broken pipe instead of the answer.
-    let clients: Vec<_> = (0..8).map(|_| server.http(true)).collect();
+    let clients: Vec<_> = (0..8).map(|_| server.http(Http::H2)).collect();
     for i in 0..32 {
         let body = if i % 2 == 0 {
             large.clone()
@@ -158,11 +151,11 @@ async fn a_lint_flood_stays_within_half_the_charts_memory_limit() {
 /// Bodies between the admission limit (3.5 MiB) and /lint's 4 MiB reach the linter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lint_body_limit_is_its_own() {
-    let server = Server::start(Opts {
-        args: vec!["--lint-memory-bytes".into(), (200u64 << 20).to_string()],
-        ..Opts::default()
-    });
-    let client = server.http(false);
+    let server = Server::builder()
+        .arg("--lint-memory-bytes")
+        .arg((200u64 << 20).to_string())
+        .start();
+    let client = server.http(Http::H1);
     // 3.8 MB of comments: above --max-body-bytes, below /lint's limit, and cheap to lint.
     let comments = Bytes::from("# just a comment line\n".repeat(3_800_000 / 22));
     let (status, _, body) = post(&client, server.lint_url("/lint"), comments).await;
@@ -183,7 +176,7 @@ async fn lint_body_limit_is_its_own() {
 /// reset the stream the client is still uploading (clients such as curl drop the response then).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_413_arrives_with_its_body() {
-    let server = Server::start(Opts::default());
+    let server = Server::builder().start();
     for (path, declare) in [("/validate", true), ("/validate", false), ("/lint", true)] {
         let (tls, url) = if path == "/lint" {
             (server.lint_tls(&[b"h2"]).await, server.lint_url(path))
@@ -216,7 +209,10 @@ async fn http2_413_arrives_with_its_body() {
             }
             Ok::<_, String>(())
         });
-        let resp = tokio::time::timeout(WAIT, response).await.unwrap().unwrap();
+        let resp = tokio::time::timeout(PATIENCE, response)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(resp.status(), 413, "{path}");
         let mut body = resp.into_body();
         let mut got = Vec::new();
@@ -235,7 +231,10 @@ async fn http2_413_arrives_with_its_body() {
             v["message"].as_str().unwrap().contains("larger than"),
             "{v}"
         );
-        let uploaded = tokio::time::timeout(WAIT, upload).await.unwrap().unwrap();
+        let uploaded = tokio::time::timeout(PATIENCE, upload)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(uploaded, Ok(()), "{path}: the server reset the upload");
     }
     server.assert_serving().await;

@@ -2,18 +2,18 @@
 //! certificate from that CA are served; `--max-connections` and `--max-concurrent-streams` bound
 //! how much work, and so memory, the server takes on at once.
 
-mod reliability_support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use daemonset_guard::admission::Endpoint;
-use reliability_support::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn validate_with(server: &Server, tls: rustls::ClientConfig) -> Result<Expected, String> {
     let (_, body) = &fixtures()[0];
-    let resp = http_client(tls, false)
+    let resp = http_client(tls, Http::H1)
         .post(server.url("/validate"))
         .body(body.clone())
         .send()
@@ -29,43 +29,37 @@ async fn validate_with(server: &Server, tls: rustls::ClientConfig) -> Result<Exp
 async fn client_ca_admits_only_its_clients() {
     let clients = Ca::new("api-server clients");
     let other = Ca::new("someone else");
-    let server = Server::start(Opts {
-        client_ca: Some(clients.pem.clone()),
-        ..Opts::default()
-    });
-    let (good_cert, good_key) = clients.client_cert("kube-apiserver");
-    let (bad_cert, bad_key) = other.client_cert("kube-apiserver");
-    let (self_cert, self_key) = {
+    let server = Server::builder().client_ca(&clients.pem).start();
+    let good = clients.client("kube-apiserver");
+    let bad = other.client("kube-apiserver");
+    let own = {
         // A certificate from the serving CA: trusted for serving, not for client auth here.
-        server.ca.client_cert("kube-apiserver")
+        server.ca().client("kube-apiserver")
     };
 
     let want = expected(Endpoint::Validate, &fixtures()[0].1);
-    let got = validate_with(
-        &server,
-        client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[]),
-    )
-    .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "a client of the trusted CA is refused: {e}\n{}",
-            server.log()
-        )
-    });
+    let got = validate_with(&server, client_config(&server.ca().pem, Some(&good), &[]))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "a client of the trusted CA is refused: {e}\n{}",
+                server.log()
+            )
+        });
     assert_eq!(got, want);
 
     for (who, tls) in [
         (
             "no client certificate",
-            client_config(&server.ca.pem, None, &[]),
+            client_config(&server.ca().pem, None, &[]),
         ),
         (
             "a certificate from another CA",
-            client_config(&server.ca.pem, Some((&bad_cert, &bad_key)), &[]),
+            client_config(&server.ca().pem, Some(&bad), &[]),
         ),
         (
             "a certificate from the serving CA",
-            client_config(&server.ca.pem, Some((&self_cert, &self_key)), &[]),
+            client_config(&server.ca().pem, Some(&own), &[]),
         ),
     ] {
         let err = validate_with(&server, tls).await.expect_err(who);
@@ -80,14 +74,14 @@ async fn client_ca_admits_only_its_clients() {
     // Raw: a client without a certificate gets a TLS alert and nothing else.
     let mut tls = tls_connect(
         server.https,
-        client_config(&server.ca.pem, None, &[b"http/1.1"]),
+        client_config(&server.ca().pem, None, &[b"http/1.1"]),
     )
     .await
     .ok();
     if let Some(tls) = tls.as_mut() {
         let _ = tls.write_all(post_head("/healthz", 0).as_bytes()).await;
         let mut buf = Vec::new();
-        let r = tokio::time::timeout(WAIT, tls.read_to_end(&mut buf))
+        let r = tokio::time::timeout(PATIENCE, tls.read_to_end(&mut buf))
             .await
             .unwrap();
         assert!(
@@ -101,12 +95,9 @@ async fn client_ca_admits_only_its_clients() {
         .await;
     println!("handshake failures counted: {failed}");
     assert_eq!(
-        validate_with(
-            &server,
-            client_config(&server.ca.pem, Some((&good_cert, &good_key)), &[])
-        )
-        .await
-        .unwrap(),
+        validate_with(&server, client_config(&server.ca().pem, Some(&good), &[]))
+            .await
+            .unwrap(),
         want
     );
 }
@@ -114,15 +105,12 @@ async fn client_ca_admits_only_its_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_limit_queues_extra_connections() {
     const LIMIT: usize = 8;
-    let server = Server::start(Opts {
-        args: vec![
-            "--max-connections".into(),
-            LIMIT.to_string(),
-            "--header-read-timeout".into(),
-            "60s".into(),
-        ],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .arg("--max-connections")
+        .arg(LIMIT.to_string())
+        .arg("--header-read-timeout")
+        .arg("60s")
+        .start();
     // Hold every slot with an idle, fully established connection.
     let mut held = Vec::new();
     for _ in 0..LIMIT {
@@ -146,7 +134,7 @@ async fn connection_limit_queues_extra_connections() {
         "a connection beyond --max-connections was served"
     );
     drop(held);
-    let r = tokio::time::timeout(WAIT, extra)
+    let r = tokio::time::timeout(PATIENCE, extra)
         .await
         .unwrap()
         .unwrap()
@@ -162,22 +150,19 @@ async fn connection_limit_queues_extra_connections() {
 async fn many_large_uploads_stay_within_the_limits() {
     const LIMIT: usize = 8;
     const CLIENTS: usize = 64;
-    let server = Server::start(Opts {
-        args: vec![
-            "--max-connections".into(),
-            LIMIT.to_string(),
-            "--max-concurrent-streams".into(),
-            "4".into(),
-        ],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .arg("--max-connections")
+        .arg(LIMIT.to_string())
+        .arg("--max-concurrent-streams")
+        .arg("4")
+        .start();
     let base = server.rss_kib();
     let (body, want) = review_of_3_mib();
 
     // 64 clients on their own connections (HTTP/1.1), and 16 concurrent streams on one HTTP/2
     // connection that allows only 4 at a time.
-    let h1: Vec<_> = (0..CLIENTS).map(|_| server.http(false)).collect();
-    let h2 = server.http(true);
+    let h1: Vec<_> = (0..CLIENTS).map(|_| server.http(Http::H1)).collect();
+    let h2 = server.http(Http::H2);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = rss_sampler(server.pid(), stop.clone());
     let mut set = tokio::task::JoinSet::new();
@@ -255,16 +240,16 @@ async fn body_budget_bounds_memory_with_default_connection_limits() {
     // so only the body budget stands between 48 concurrent 3 MiB uploads (8 HTTP/2 connections,
     // 6 streams each, as the API server multiplexes) and the heap.
     const BUDGET: usize = 8 * 1024 * 1024;
-    let server = Server::start(Opts {
-        args: vec!["--max-buffered-body-bytes".into(), BUDGET.to_string()],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .arg("--max-buffered-body-bytes")
+        .arg(BUDGET.to_string())
+        .start();
     let base = server.rss_kib();
     let (body, want) = review_of_3_mib();
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = rss_sampler(server.pid(), stop.clone());
-    let clients: Vec<_> = (0..8).map(|_| server.http(true)).collect();
+    let clients: Vec<_> = (0..8).map(|_| server.http(Http::H2)).collect();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..48 {
         let client = clients[i % clients.len()].clone();
@@ -323,14 +308,11 @@ async fn body_budget_bounds_memory_with_default_connection_limits() {
 async fn a_body_beyond_the_budget_is_refused_while_small_ones_pass() {
     // 4 MiB of budget: a streamed body (no Content-Length) reserves the whole 3.5 MiB limit,
     // so a second body of 1 MiB finds no room, while a small review still fits.
-    let server = Server::start(Opts {
-        args: vec![
-            "--max-buffered-body-bytes".into(),
-            (4 * 1024 * 1024).to_string(),
-        ],
-        ..Opts::default()
-    });
-    let client = server.http(true);
+    let server = Server::builder()
+        .arg("--max-buffered-body-bytes")
+        .arg((4 * 1024 * 1024).to_string())
+        .start();
+    let client = server.http(Http::H2);
     let (mut tx, held) = http_body_util::Channel::<bytes::Bytes, std::io::Error>::new(1);
     let holder = {
         let (client, url) = (client.clone(), server.url("/validate"));

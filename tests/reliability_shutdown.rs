@@ -3,12 +3,12 @@
 //! closed, and the process exits 0 within the drain bound. With --shutdown-delay (issue 16) the
 //! listener keeps accepting and answering through the delay, under load.
 
-mod reliability_support;
+mod support;
 
 use std::time::Duration;
 
 use daemonset_guard::admission::Endpoint;
-use reliability_support::*;
+use support::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -17,15 +17,12 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
-    let mut server = Server::start(Opts {
-        args: vec![
-            "--drain-timeout".into(),
-            format!("{}s", DRAIN.as_secs()),
-            "--request-timeout".into(),
-            "60s".into(),
-        ],
-        ..Opts::default()
-    });
+    let mut server = Server::builder()
+        .arg("--drain-timeout")
+        .arg(format!("{}s", DRAIN.as_secs()))
+        .arg("--request-timeout")
+        .arg("60s")
+        .start();
     assert_eq!(server.metrics_get("/readyz").await.0, 200);
     let fixtures = fixtures();
 
@@ -54,7 +51,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
         pending.push((name.clone(), ep, body.clone(), half, tls));
     }
     // And an idle keep-alive HTTP/2 connection, which must be closed gracefully, not hang.
-    let h2 = server.http(true);
+    let h2 = server.http(Http::H2);
     let resp = h2
         .post(server.url("/validate"))
         .body(fixtures[0].1.clone())
@@ -100,7 +97,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     for (name, ep, body, half, mut tls) in pending {
         tls.write_all(&body[half..]).await.unwrap();
         tls.flush().await.unwrap();
-        let r = tokio::time::timeout(WAIT, read_response(&mut tls))
+        let r = tokio::time::timeout(PATIENCE, read_response(&mut tls))
             .await
             .unwrap_or_else(|_| panic!("{name}: no answer during the drain"))
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.log()));
@@ -109,7 +106,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     }
 
     let status = server
-        .wait_exit(DRAIN + Duration::from_secs(30))
+        .wait_exit_within(DRAIN + Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no exit within the drain bound\n{}", server.log()));
     assert_eq!(status.code(), Some(0), "exit status\n{}", server.log());
     let log = server.log();
@@ -135,15 +132,12 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     const FRESH_WORKERS: usize = 3;
     const AFTER_SIGNAL: usize = 5;
 
-    let mut server = Server::start(Opts {
-        args: vec![
-            "--shutdown-delay".into(),
-            format!("{}s", DELAY.as_secs()),
-            "--drain-timeout".into(),
-            "10s".into(),
-        ],
-        ..Opts::default()
-    });
+    let mut server = Server::builder()
+        .arg("--shutdown-delay")
+        .arg(format!("{}s", DELAY.as_secs()))
+        .arg("--drain-timeout")
+        .arg("10s")
+        .start();
     let fixtures = Arc::new(fixtures());
     let signalled = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -194,7 +188,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
         }));
     }
     {
-        let h2 = server.http(true);
+        let h2 = server.http(Http::H2);
         let url = server.url("/mutate");
         let (fixtures, signalled, stop) = (fixtures.clone(), signalled.clone(), stop.clone());
         let (after, before) = (after_signal.clone(), before_signal.clone());
@@ -237,7 +231,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     }
     let all_reach =
         |counts: &[AtomicUsize], n: usize| counts.iter().all(|c| c.load(Ordering::SeqCst) >= n);
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + PATIENCE;
     while !all_reach(&before_signal, 3) {
         assert!(
             Instant::now() < deadline,
@@ -259,7 +253,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
 
     let signal_sent = Instant::now();
     server.sigterm();
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + PATIENCE;
     while server.metrics_get("/readyz").await.0 != 503 {
         assert!(
             Instant::now() < deadline,
@@ -311,7 +305,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     // Then the listener closes, and not before the delay: a refusal can only come later than
     // SIGTERM + delay, since the server starts the delay when it receives the signal (a slow
     // machine only makes the refusal later, never earlier).
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         match TcpStream::connect(server.https).await {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
@@ -335,7 +329,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     // The request in flight since before the signal is answered during the drain.
     held.write_all(&body[half..]).await.unwrap();
     held.flush().await.unwrap();
-    let r = tokio::time::timeout(WAIT, read_response(&mut held))
+    let r = tokio::time::timeout(PATIENCE, read_response(&mut held))
         .await
         .unwrap_or_else(|_| panic!("{name}: no answer during the drain"))
         .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.log()));
@@ -346,7 +340,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     );
 
     let status = server
-        .wait_exit(WAIT)
+        .wait_exit_within(PATIENCE)
         .unwrap_or_else(|| panic!("no exit after the drain\n{}", server.log()));
     assert_eq!(status.code(), Some(0), "exit status\n{}", server.log());
 }

@@ -5,7 +5,7 @@
 //! right uid and verdict, the served certificate must change, invalid policies must be counted in
 //! /metrics, and memory must not grow.
 
-mod reliability_support;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use daemonset_guard::admission::Endpoint;
-use reliability_support::*;
+use support::*;
 use tokio::io::AsyncWriteExt;
 
 const CONCURRENCY: usize = 32;
@@ -61,11 +61,10 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
     let policy_path = policy_dir.path().join("policy.yaml");
     let valid_policy = daemonset_guard::config::DEFAULT_POLICY_YAML.to_string();
     std::fs::write(&policy_path, &valid_policy).unwrap();
-    let mut server = Server::start(Opts {
-        config: Some(policy_path.clone()),
-        args: vec!["--reload-interval".into(), "250ms".into()],
-        ..Opts::default()
-    });
+    let server = Server::builder()
+        .config(&policy_path)
+        .args(["--reload-interval", "250ms"])
+        .start();
 
     let fixtures = fixtures();
     // The valid policy is the default one, so every answer is known in advance.
@@ -92,7 +91,7 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
     let deadline = started + Duration::from_secs(secs);
 
     // Load: 32 workers over one HTTP/1.1 pool and one HTTP/2 connection.
-    let clients = [server.http(false), server.http(true)];
+    let clients = [server.http(Http::H1), server.http(Http::H2)];
     let mut load = tokio::task::JoinSet::new();
     for w in 0..CONCURRENCY {
         let client = clients[w % 2].clone();
@@ -180,7 +179,7 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
         tick += 1;
-        match served_cert(server.https, &server.ca.pem).await {
+        match served_cert(server.https, &server.ca().pem).await {
             Ok(der) => {
                 seen_certs.insert(der.to_vec());
             }
@@ -193,11 +192,9 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
         }
         if Instant::now() >= next_fault {
             next_fault += FAULT_EVERY;
-            let (cert, key) = server.ca.server_cert();
-            server
-                .secret
-                .publish(&[("tls.crt", &cert), ("tls.key", &key)]);
-            written_certs.push(der(&cert).to_vec());
+            let next = server.ca().server();
+            server.secret().publish_tls(&next);
+            written_certs.push(next.der());
             rotations += 1;
             // Every version differs in its bytes, so each write is a change to reload.
             if (rotations % 2) == 1 {
@@ -230,8 +227,8 @@ async fn soak_under_certificate_rotation_policy_churn_and_slow_clients() {
         .expect("at least one rotation");
     let wait = Instant::now();
     let mut final_served = Vec::new();
-    while wait.elapsed() < WAIT {
-        final_served = served_cert(server.https, &server.ca.pem)
+    while wait.elapsed() < PATIENCE {
+        final_served = served_cert(server.https, &server.ca().pem)
             .await
             .unwrap()
             .to_vec();

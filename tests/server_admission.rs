@@ -1,15 +1,15 @@
 //! Every real AdmissionReview from `../shared/fixtures/admission/` through the running server,
 //! over HTTP/1.1 and HTTP/2, on /validate and /mutate.
 
-mod common;
+mod support;
 
 use base64::Engine as _;
-use common::*;
 use daemonset_guard::policy;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::core::admission::AdmissionReview;
 use kube::core::DynamicObject;
 use serde_json::{json, Value};
+use support::*;
 
 /// Checks what holds for every reply, and returns it.
 async fn call(client: &reqwest::Client, url: &str, http: Http, body: &[u8]) -> Value {
@@ -208,9 +208,9 @@ async fn replay_all(server: &Server, ca_pem: &str, http: Http) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fixture_over_http1_and_http2() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    replay_all(&server, &pki.ca_pem(), Http::H1).await;
-    replay_all(&server, &pki.ca_pem(), Http::H2).await;
+    let server = Server::builder().start();
+    replay_all(&server, &server.ca().pem, Http::H1).await;
+    replay_all(&server, &server.ca().pem, Http::H2).await;
 
     // One log line per admission request, with what an operator needs.
     let line = server.wait_for_log("for update-image", |v| {
@@ -241,8 +241,8 @@ async fn every_fixture_over_http1_and_http2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_on_both_listeners() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let https = client(&pki.ca_pem(), Http::H1);
+    let server = Server::builder().start();
+    let https = client(&server.ca().pem, Http::H1);
     for path in ["/healthz", "/readyz"] {
         let r = https.get(server.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -264,7 +264,7 @@ async fn health_and_readiness_on_both_listeners() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_mode_serves_a_generated_certificate() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::builder().development().start();
     let line = server.wait_for_log("about development mode", |v| {
         v["level"] == "WARN"
             && v["message"]
@@ -276,14 +276,11 @@ async fn development_mode_serves_a_generated_certificate() {
     for http in [Http::H1, Http::H2] {
         let c = client(&ca_pem, http);
         let body = fixture("create-busybox-minimal.json");
-        let reply = call(&c, &server.url("/validate"), http, &body).await;
+        let localhost = format!("https://localhost:{}/validate", server.https.port());
+        let reply = call(&c, &localhost, http, &body).await;
         assert_eq!(reply["response"]["uid"], uid(&body));
         // The certificate also names 127.0.0.1.
-        let r = c
-            .get(format!("https://127.0.0.1:{}/healthz", server.https.port()))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(server.url("/healthz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
     server.sigterm();

@@ -1,13 +1,13 @@
 //! Hostile and malformed input: each gets its status code and a specific message, and the server
 //! keeps answering real requests afterwards.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 fn review(request: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -81,7 +81,7 @@ async fn still_serving(server: &Server, client: &reqwest::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_get_400_with_what_is_wrong() {
-    let (server, pki, _secret) = start_with_pki(&[]);
+    let server = Server::builder().start();
     let mut deep = String::from(
         r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"group":"apps","version":"v1","kind":"DaemonSet"},"object":{"spec":{"template":{"metadata":{"managedFields":[{"fieldsV1":"#,
     );
@@ -127,7 +127,7 @@ async fn malformed_bodies_get_400_with_what_is_wrong() {
         ),
     ];
     for http in [Http::H1, Http::H2] {
-        let c = client(&pki.ca_pem(), http);
+        let c = client(&server.ca().pem, http);
         for (body, want) in &cases {
             for path in ["/validate", "/mutate"] {
                 let resp = post_review(&c, &server.url(path), body.clone())
@@ -146,9 +146,9 @@ async fn malformed_bodies_get_400_with_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_method_path_encoding_and_size() {
-    let (server, pki, _secret) = start_with_pki(&[]);
+    let server = Server::builder().start();
     for http in [Http::H1, Http::H2] {
-        let c = client(&pki.ca_pem(), http);
+        let c = client(&server.ca().pem, http);
         let r = c.get(server.url("/validate")).send().await.unwrap();
         assert_eq!(r.headers()["allow"], "POST");
         expect_status(r, 405, "method GET is not allowed on /validate").await;
@@ -186,8 +186,8 @@ async fn wrong_method_path_encoding_and_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_foreign_objects_are_answered() {
-    let (server, pki, _secret) = start_with_pki(&[]);
-    let c = client(&pki.ca_pem(), Http::H2);
+    let server = Server::builder().start();
+    let c = client(&server.ca().pem, Http::H2);
     // A DaemonSet with 10k containers (about 1 MiB): evaluated, not rejected.
     let containers: Vec<Value> = (0..10_000)
         .map(|i| json!({"name": format!("c{i}"), "image": "example.com/agent:1"}))
@@ -235,8 +235,10 @@ async fn large_and_foreign_objects_are_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_old_tls_and_slow_clients_are_turned_away() {
-    let (server, pki, _secret) = start_with_pki(&["--header-read-timeout", "1s"]);
-    let c = client(&pki.ca_pem(), Http::H1);
+    let server = Server::builder()
+        .args(["--header-read-timeout", "1s"])
+        .start();
+    let c = client(&server.ca().pem, Http::H1);
 
     // Plain HTTP on the TLS port: a 400 that says what happened.
     let mut tcp = std::net::TcpStream::connect(server.https).unwrap();
@@ -279,7 +281,7 @@ async fn plain_http_old_tls_and_slow_clients_are_turned_away() {
 
     // Slowloris: a TLS client trickling its request headers is cut off by
     // --header-read-timeout, while other clients are served.
-    let tls = std::sync::Arc::new(tls_config(&pki.ca_pem(), Http::H1, None));
+    let tls = std::sync::Arc::new(client_config(&server.ca().pem, None, Http::H1.alpn()));
     let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
     let mut slow = tokio_rustls::TlsConnector::from(tls)
         .connect(
@@ -313,11 +315,11 @@ async fn plain_http_old_tls_and_slow_clients_are_turned_away() {
     let idle_tcp: Vec<_> = (0..200)
         .map(|_| std::net::TcpStream::connect(server.https).unwrap())
         .collect();
-    let c2 = client(&pki.ca_pem(), Http::H2);
+    let c2 = client(&server.ca().pem, Http::H2);
     let mut idle_tls = Vec::new();
     for _ in 0..50 {
         let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
-        let tls = std::sync::Arc::new(tls_config(&pki.ca_pem(), Http::H2, None));
+        let tls = std::sync::Arc::new(client_config(&server.ca().pem, None, Http::H2.alpn()));
         idle_tls.push(
             tokio_rustls::TlsConnector::from(tls)
                 .connect(

@@ -1,40 +1,36 @@
 //! Mutual TLS, and graceful shutdown with requests in flight.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::Value;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_serves_only_clients_of_the_ca() {
-    let clients = Pki::new("API server client CA");
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("client-ca.pem");
-    std::fs::write(&ca_file, clients.ca_pem()).unwrap();
-    let ca_arg = ca_file.display().to_string();
-    let (server, pki, _secret) = start_with_pki(&["--client-ca", &ca_arg]);
+    let clients = Ca::new("API server client CA");
+    let server = Server::builder().client_ca(&clients.pem).start();
     let body = fixture("create-fluentd.json");
 
     for http in [Http::H1, Http::H2] {
         // No client certificate: the handshake is refused, nothing is served.
-        let anonymous = client_with(&pki.ca_pem(), http, None, true);
+        let anonymous = client_with(&server.ca().pem, http, None, true);
         let err = post_review(&anonymous, &server.url("/validate"), body.clone())
             .await
             .expect_err("served without a client certificate");
         assert!(err.is_connect() || err.is_request(), "{err:?}");
 
         // A certificate from another CA: refused too.
-        let stranger = Pki::new("someone else").client();
-        let other = client_with(&pki.ca_pem(), http, Some(&stranger), true);
+        let stranger = Ca::new("someone else").client("kube-apiserver");
+        let other = client_with(&server.ca().pem, http, Some(&stranger), true);
         post_review(&other, &server.url("/validate"), body.clone())
             .await
             .expect_err("served a client of another CA");
 
         // A certificate from the client CA: served.
-        let identity = clients.client();
-        let trusted = client_with(&pki.ca_pem(), http, Some(&identity), true);
+        let identity = clients.client("kube-apiserver");
+        let trusted = client_with(&server.ca().pem, http, Some(&identity), true);
         let r = post_review(&trusted, &server.url("/validate"), body.clone())
             .await
             .unwrap();
@@ -86,18 +82,18 @@ async fn held_request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_in_flight_then_exits_zero() {
-    let (mut server, pki, _secret) = start_with_pki(&["--drain-timeout", "60s"]);
+    let mut server = Server::builder().args(["--drain-timeout", "60s"]).start();
     let body = fixture("update-rollout-restart.json");
     let uid = serde_json::from_slice::<Value>(&body).unwrap()["request"]["uid"].clone();
 
     // Three requests in flight on one HTTP/2 connection and three on HTTP/1.1 connections.
-    let h2 = client(&pki.ca_pem(), Http::H2);
+    let h2 = client(&server.ca().pem, Http::H2);
     let mut held = Vec::new();
     for i in 0..6 {
         let c = if i < 3 {
             h2.clone()
         } else {
-            client(&pki.ca_pem(), Http::H1)
+            client(&server.ca().pem, Http::H1)
         };
         let path = if i % 2 == 0 { "/validate" } else { "/mutate" };
         held.push(held_request(c, server.url(path), body.clone()).await);

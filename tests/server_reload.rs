@@ -1,13 +1,13 @@
 //! Hot reload under traffic: certificate rotation by symlink swap, and policy changes (valid and
 //! invalid), with the results counted in /metrics.
 
-mod common;
+mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::*;
 
 /// Keeps calling /validate and /mutate on one keep-alive connection, and on new connections,
 /// until `stop`; counts successes and failures.
@@ -53,8 +53,10 @@ async fn served_certificate(server: &Server, ca_pem: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_rotation_under_traffic() {
-    let (server, pki, mut secret) = start_with_pki(&["--reload-interval", "100ms"]);
-    let ca = pki.ca_pem();
+    let server = Server::builder()
+        .args(["--reload-interval", "100ms"])
+        .start();
+    let ca = server.ca().pem.clone();
     let first = served_certificate(&server, &ca).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -67,8 +69,8 @@ async fn certificate_rotation_under_traffic() {
 
     // Two rotations, as the kubelet does them.
     for _ in 0..2 {
-        let next = pki.server();
-        secret.rotate(&next);
+        let next = server.ca().server();
+        server.secret().publish_tls(&next);
         let deadline = Instant::now() + PATIENCE;
         while served_certificate(&server, &ca).await != next.der() {
             assert!(Instant::now() < deadline, "new certificate never served");
@@ -85,8 +87,8 @@ async fn certificate_rotation_under_traffic() {
     assert_ne!(served, first);
 
     // A broken pair (new certificate, key of another) is rejected; the served one stays.
-    let (a, b) = (pki.server(), pki.server());
-    secret.rotate(&Pair {
+    let (a, b) = (server.ca().server(), server.ca().server());
+    server.secret().publish_tls(&Pair {
         cert_pem: a.cert_pem,
         key_pem: b.key_pem,
     });
@@ -148,9 +150,10 @@ async fn policy_reload_valid_and_invalid() {
     let path = dir.path().join("policy.yaml");
     std::fs::write(&path, POLICY_A).unwrap();
     let config = path.display().to_string();
-    let (server, pki, _secret) =
-        start_with_pki(&["--config", &config, "--reload-interval", "100ms"]);
-    let c = client(&pki.ca_pem(), Http::H2);
+    let server = Server::builder()
+        .args(["--config", &config, "--reload-interval", "100ms"])
+        .start();
+    let c = client(&server.ca().pem, Http::H2);
     let call = || async {
         let r = post_review(&c, &server.url("/validate"), fixture("create-fluentd.json"))
             .await
