@@ -338,6 +338,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: args.header_read_timeout,
         max_concurrent_streams: args.max_concurrent_streams,
         drain_timeout: args.drain_timeout,
+        h2_window: None,
     };
     let lint_thread = match lint_listener {
         Some(listener) => Some(spawn_lint_listener(
@@ -346,6 +347,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app.clone(),
             ConnLimits {
                 max_concurrent_streams: LINT_MAX_CONCURRENT_STREAMS,
+                h2_window: Some(LINT_H2_WINDOW),
                 ..limits
             },
             args.lint_max_connections,
@@ -417,12 +419,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// concurrency is refused at once, so a few streams are plenty.
 const LINT_MAX_CONCURRENT_STREAMS: u32 = 16;
 
+/// HTTP/2 receive window of a /lint connection (the stream's and the connection's). Bytes a
+/// client has sent but the server has not read wait in this window, so it bounds what a
+/// connection can hold while its /lint listener, at the lowest CPU priority, gets little CPU:
+/// with hyper's default of 1 MiB, 64 flooding connections held 64 MiB.
+const LINT_H2_WINDOW: u32 = 128 * 1024;
+
 /// Timeouts and HTTP/2 limits of one TLS listener.
 #[derive(Clone, Copy, Debug)]
 struct ConnLimits {
     header_read_timeout: Duration,
     max_concurrent_streams: u32,
     drain_timeout: Duration,
+    /// HTTP/2 receive window; `None`: hyper's default.
+    h2_window: Option<u32>,
 }
 
 /// Serves POST /lint on a thread of its own with a single-threaded runtime at the lowest CPU
@@ -494,6 +504,8 @@ async fn serve_tls(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
+        .initial_stream_window_size(limits.h2_window)
+        .initial_connection_window_size(limits.h2_window)
         // Detect dead peers on long-lived HTTP/2 connections (the API server keeps one open).
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));
