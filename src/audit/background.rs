@@ -5,7 +5,7 @@
 //! `daemonset_guard_audit_errors_total`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -13,24 +13,71 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::eval::{self, Violation};
 use crate::admission::Policies;
+use crate::policy::Mode;
 
 /// `namespace/name` of a DaemonSet.
 pub type Key = (String, String);
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ViolationLabels {
-    namespace: String,
-    daemonset: String,
-    rule: &'static str,
-    mode: &'static str,
+/// The gauge values of one DaemonSet: the number of findings per rule and mode, sorted.
+type Counts = Box<[(&'static str, Mode, u32)]>;
+
+/// `daemonset_guard_audit_violations`: the counts of every DaemonSet that has some, rendered
+/// at scrape time. A `Family` would copy the namespace and name into each of a DaemonSet's
+/// series and allocate a gauge per series; here a DaemonSet costs one map entry, and a
+/// DaemonSet's series change together, under one lock.
+#[derive(Clone, Debug, Default)]
+struct ViolationSeries(Arc<RwLock<BTreeMap<Key, Counts>>>);
+
+impl ViolationSeries {
+    /// Sets the counts of a DaemonSet (none: its series go away); returns the previous ones.
+    fn set(&self, k: &Key, counts: Counts) -> Option<Counts> {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if counts.is_empty() {
+            map.remove(k)
+        } else {
+            map.insert(k.clone(), counts)
+        }
+    }
+}
+
+impl EncodeMetric for ViolationSeries {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        for ((namespace, name), counts) in map.iter() {
+            for &(rule, mode, n) in counts.iter() {
+                let labels = [
+                    ("namespace", namespace.as_str()),
+                    ("daemonset", name.as_str()),
+                    ("rule", rule),
+                    ("mode", mode.as_str()),
+                ];
+                encoder
+                    .encode_family(&labels)?
+                    .encode_gauge(&i64::from(n))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,7 +90,7 @@ struct ErrorLabels {
 /// DaemonSet go away when it is fixed or deleted, so their number stays bounded by the cluster.
 #[derive(Clone, Debug, Default)]
 pub struct AuditMetrics {
-    violations: Family<ViolationLabels, Gauge>,
+    violations: ViolationSeries,
     daemonsets: Gauge,
     last_full_pass: Gauge,
     errors: Family<ErrorLabels, Counter>,
@@ -110,9 +157,15 @@ fn watch_error_reason(e: &watcher::Error) -> &'static str {
 /// One audited DaemonSet.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// The object as last seen (without managedFields), to re-evaluate on a policy change.
-    pub object: DaemonSet,
+    /// The object as last seen, as compact JSON without managedFields, status and kubectl's
+    /// last-applied copy (no rule reads them), to re-evaluate on a policy change. JSON, not a
+    /// typed `DaemonSet`: the typed object takes several times its JSON size (every absent
+    /// optional field of the pod template keeps its slot), and it is only read again when the
+    /// policy changes.
+    object: Box<[u8]>,
     pub uid: Option<String>,
+    /// The violations with their fields and messages, for the PolicyReports; empty when the
+    /// audit keeps only the metrics ([`Audit::metrics_only`]).
     pub violations: Vec<Violation>,
     /// When the violations last changed (Unix seconds): the time of the report results.
     pub evaluated: i64,
@@ -120,11 +173,21 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
+impl Entry {
+    /// The object as kept (see [`Entry::object`]'s field doc): `None` only if it cannot be read
+    /// back, which would be a bug.
+    pub fn object(&self) -> Option<DaemonSet> {
+        serde_json::from_slice(&self.object).ok()
+    }
+}
+
 /// What the audit knows: every DaemonSet and its violations, mirrored into the metrics.
 #[derive(Debug)]
 pub struct Audit {
     entries: BTreeMap<Key, Entry>,
     metrics: AuditMetrics,
+    /// Keep each violation's field and message (the PolicyReports need them).
+    details: bool,
     /// Keys seen since the watcher started a (re)list.
     listing: Option<HashSet<Key>>,
     /// Namespaces whose results changed since [`Audit::take_dirty`].
@@ -146,24 +209,35 @@ fn now_seconds() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Counts per (rule, mode), the gauge values of one DaemonSet.
-fn series(violations: &[Violation]) -> BTreeMap<(&'static str, &'static str), i64> {
+/// Counts per (rule, mode) of the violations, the gauge values of one DaemonSet.
+fn counts(violations: impl Iterator<Item = (&'static str, Mode)>) -> Counts {
     let mut out = BTreeMap::new();
-    for v in violations {
-        *out.entry((v.rule, v.mode.as_str())).or_insert(0) += 1;
+    for (rule, mode) in violations {
+        out.entry((rule, mode.as_str())).or_insert((mode, 0)).1 += 1;
     }
-    out
+    out.into_iter()
+        .map(|((rule, _), (mode, n))| (rule, mode, n))
+        .collect()
 }
 
 impl Audit {
+    /// An audit that keeps the details of each violation, for the PolicyReports.
     pub fn new(metrics: AuditMetrics) -> Self {
         Audit {
             entries: BTreeMap::new(),
             metrics,
+            details: true,
             listing: None,
             dirty: BTreeSet::new(),
             listed: false,
         }
+    }
+
+    /// Keeps only what the metrics need: no field or message per violation (about a third of
+    /// the memory of a large audit without reports).
+    pub fn metrics_only(mut self) -> Self {
+        self.details = false;
+        self
     }
 
     /// Every audited DaemonSet.
@@ -181,22 +255,6 @@ impl Audit {
         std::mem::take(&mut self.dirty)
     }
 
-    fn set_series(&self, k: &Key, old: &[Violation], new: &[Violation]) {
-        let (old, new) = (series(old), series(new));
-        let labels = |(rule, mode): (&'static str, &'static str)| ViolationLabels {
-            namespace: k.0.clone(),
-            daemonset: k.1.clone(),
-            rule,
-            mode,
-        };
-        for s in old.keys().filter(|s| !new.contains_key(*s)) {
-            self.metrics.violations.remove(&labels(*s));
-        }
-        for (s, n) in new {
-            self.metrics.violations.get_or_create(&labels(s)).set(n);
-        }
-    }
-
     /// Evaluates a new or changed DaemonSet.
     pub fn apply(&mut self, mut ds: DaemonSet, policies: &Policies) {
         // Kept only to be evaluated again: drop what no rule reads and what can be large
@@ -210,36 +268,65 @@ impl Audit {
         if let Some(seen) = self.listing.as_mut() {
             seen.insert(k.clone());
         }
-        let (violations, error) = match eval::decide(&ds, policies) {
-            Ok(d) => (d.as_ref().map(eval::violations).unwrap_or_default(), None),
+        // Serializing a typed object cannot fail (no map with non-string keys).
+        let object = serde_json::to_vec(&ds)
+            .unwrap_or_default()
+            .into_boxed_slice();
+        let old = self.entries.remove(&k);
+        let entry = self.evaluate(&k, &ds, object, old, policies);
+        self.entries.insert(k, entry);
+        self.metrics.daemonsets.set(self.entries.len() as i64);
+    }
+
+    /// Evaluates `ds` (kept as `object`), updates its series and says whether its results
+    /// changed since `old`.
+    fn evaluate(
+        &mut self,
+        k: &Key,
+        ds: &DaemonSet,
+        object: Box<[u8]>,
+        old: Option<Entry>,
+        policies: &Policies,
+    ) -> Entry {
+        let (violations, new_counts, error) = match eval::decide(ds, policies) {
+            Ok(d) if self.details => {
+                let v = d.as_ref().map(eval::violations).unwrap_or_default();
+                let c = counts(v.iter().map(|v| (v.rule, v.mode)));
+                (v, c, None)
+            }
+            Ok(d) => {
+                let c = d
+                    .as_ref()
+                    .map(|d| counts(eval::rules(d)))
+                    .unwrap_or_default();
+                (Vec::new(), c, None)
+            }
             Err(e) => {
                 tracing::error!(namespace = %k.0, name = %k.1, error = %e, "the audit cannot evaluate this DaemonSet");
                 self.metrics.error("evaluation");
-                (Vec::new(), Some(e.to_string()))
+                (Vec::new(), Box::default(), Some(e.to_string()))
             }
         };
-        let old = self.entries.get(&k);
-        let changed = old.is_none_or(|o| o.violations != violations || o.error != error);
-        let evaluated = match old {
+        let old_counts = self.metrics.violations.set(k, new_counts.clone());
+        let changed = old.as_ref().is_none_or(|o| {
+            o.violations != violations
+                || o.error != error
+                || old_counts.as_deref().unwrap_or_default() != &*new_counts
+        });
+        let evaluated = match &old {
             Some(o) if !changed => o.evaluated,
             _ => now_seconds(),
         };
         if changed {
             self.dirty.insert(k.0.clone());
         }
-        self.set_series(&k, old.map_or(&[][..], |o| &o.violations), &violations);
-        let uid = ds.metadata.uid.clone();
-        self.entries.insert(
-            k,
-            Entry {
-                object: ds,
-                uid,
-                violations,
-                evaluated,
-                error,
-            },
-        );
-        self.metrics.daemonsets.set(self.entries.len() as i64);
+        Entry {
+            object,
+            uid: ds.metadata.uid.clone(),
+            violations,
+            evaluated,
+            error,
+        }
     }
 
     /// Forgets a deleted DaemonSet and its series.
@@ -248,8 +335,8 @@ impl Audit {
     }
 
     fn remove(&mut self, k: &Key) {
-        if let Some(old) = self.entries.remove(k) {
-            self.set_series(k, &old.violations, &[]);
+        if self.entries.remove(k).is_some() {
+            self.metrics.violations.set(k, Box::default());
             self.dirty.insert(k.0.clone());
         }
         self.metrics.daemonsets.set(self.entries.len() as i64);
@@ -277,11 +364,20 @@ impl Audit {
         self.metrics.last_full_pass.set(now_seconds());
     }
 
-    /// Re-evaluates every DaemonSet under a new policy.
+    /// Re-evaluates every DaemonSet under a new policy, from the objects kept.
     pub fn reevaluate(&mut self, policies: &Policies) {
-        let objects: Vec<DaemonSet> = self.entries.values().map(|e| e.object.clone()).collect();
-        for ds in objects {
-            self.apply(ds, policies);
+        for (k, mut old) in std::mem::take(&mut self.entries) {
+            let object = std::mem::take(&mut old.object);
+            let entry = match serde_json::from_slice::<DaemonSet>(&object) {
+                Ok(ds) => self.evaluate(&k, &ds, object, Some(old), policies),
+                Err(e) => {
+                    // We wrote these bytes: only a bug gets here. Keep the last results.
+                    tracing::error!(namespace = %k.0, name = %k.1, error = %e, "the audit cannot read back a DaemonSet it kept");
+                    self.metrics.error("evaluation");
+                    Entry { object, ..old }
+                }
+            };
+            self.entries.insert(k, entry);
         }
         self.metrics.last_full_pass.set(now_seconds());
     }
@@ -341,7 +437,12 @@ pub async fn watch(
                 let mut a = audit.lock().await;
                 match item {
                     Ok(event) => {
+                        let done = matches!(event, Event::InitDone);
                         a.handle(event, &current);
+                        if done {
+                            return_memory();
+                            tracing::info!(daemonsets = a.entries.len(), "background audit: every DaemonSet listed and evaluated");
+                        }
                     }
                     Err(e) => {
                         let reason = watch_error_reason(&e);
@@ -357,6 +458,7 @@ pub async fn watch(
                 if !Arc::ptr_eq(&latest, &current) {
                     current = latest;
                     a.reevaluate(&current);
+                    return_memory();
                     tracing::info!(daemonsets = a.entries.len(), "background audit: policy changed, every DaemonSet re-evaluated");
                     sink.changed(&mut a).await;
                 }
@@ -365,6 +467,19 @@ pub async fn watch(
         }
     }
 }
+
+/// Hands back to the OS what this thread freed after a full pass (the list pages parsed into
+/// typed objects, each object's evaluation), rather than keeping it in the thread's heap until
+/// the next full pass. Only the calling thread's heap: the pass ran on it.
+fn return_memory() {
+    // SAFETY: no arguments to uphold; collects the calling thread's heap and purges free pages.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// DaemonSets per list page. The watcher holds a whole page as typed objects (managedFields
+/// included) before the audit sees the first, so the page bounds the peak memory of a full
+/// pass; 100 instead of kube's 500 makes 50 list calls for 5,000 DaemonSets.
+pub const PAGE_SIZE: u32 = 100;
 
 /// Connects with the in-cluster (or kubeconfig) credentials, retrying with backoff, then
 /// watches. Runs until the task is dropped.
@@ -382,8 +497,9 @@ pub async fn run(policies: impl Fn() -> Arc<Policies>, metrics: AuditMetrics, re
         }
     };
     tracing::info!("background audit: watching DaemonSets in every namespace");
-    let audit = tokio::sync::Mutex::new(Audit::new(metrics.clone()));
-    let config = watcher::Config::default();
+    let audit = Audit::new(metrics.clone());
+    let audit = tokio::sync::Mutex::new(if reports { audit } else { audit.metrics_only() });
+    let config = watcher::Config::default().page_size(PAGE_SIZE);
     if reports {
         let (namespace, identity) = identity();
         tracing::info!(lease = %format!("{namespace}/{}", super::reports::LEASE_NAME), identity, "background audit: PolicyReports are written by the Lease holder");
@@ -415,16 +531,47 @@ fn identity() -> (String, String) {
     (namespace, identity)
 }
 
-/// Starts the background audit of a server; abort the handle to stop it.
-pub fn spawn(app: Arc<crate::server::http::App>, reports: bool) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let metrics = app.metrics.audit.clone();
-        let policies = {
-            let app = app.clone();
-            move || app.policies()
-        };
-        run(policies, metrics, reports).await;
-    })
+/// The background audit's thread; [`AuditHandle::abort`] (or dropping it) stops the audit.
+#[derive(Debug)]
+pub struct AuditHandle {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl AuditHandle {
+    /// Stops the audit (its thread ends at the next await).
+    pub fn abort(self) {}
+}
+
+/// Starts the background audit of a server on a thread of its own with a single-threaded
+/// runtime. A full pass is a long run of synchronous work (5,000 DaemonSets: about half a
+/// second of CPU, see README, Performance) that would otherwise hold one of the workers that
+/// answer admission requests; and on one thread, what a pass allocates is freed on the thread
+/// that allocated it, so [`return_memory`] gives all of it back.
+pub fn spawn(app: Arc<crate::server::http::App>, reports: bool) -> std::io::Result<AuditHandle> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("audit".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "background audit: cannot start its runtime (admission is not affected)");
+                    return;
+                }
+            };
+            let metrics = app.metrics.audit.clone();
+            let policies = move || app.policies();
+            rt.block_on(async move {
+                tokio::select! {
+                    () = run(policies, metrics, reports) => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+    Ok(AuditHandle { _stop: stop })
 }
 
 #[cfg(test)]
@@ -480,7 +627,9 @@ mod tests {
         assert_eq!(keys, [&("logging".to_string(), "vector".to_string())]);
         // vector did not change; fluent-bit's removal changed logging's results.
         assert_eq!(audit.take_dirty(), BTreeSet::from(["logging".to_string()]));
-        let e = &audit.entries()[&("logging".to_string(), "vector".to_string())];
-        assert!(e.object.status.is_none() && e.object.metadata.managed_fields.is_none());
+        let e = audit.entries()[&("logging".to_string(), "vector".to_string())]
+            .object()
+            .unwrap();
+        assert!(e.status.is_none() && e.metadata.managed_fields.is_none());
     }
 }

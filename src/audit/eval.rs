@@ -60,6 +60,16 @@ pub struct Violation {
     pub message: String,
 }
 
+/// Rule and mode of each of [`violations`], without building their fields and messages.
+pub fn rules(decision: &Decision) -> impl Iterator<Item = (&'static str, Mode)> + '_ {
+    decision
+        .mutation
+        .findings
+        .iter()
+        .filter(|f| f.mode != Mode::Off)
+        .map(|f| (f.rule, f.mode))
+}
+
 /// The findings on the object as stored (what `/mutate` would see), one per finding, in rule
 /// order. Off-mode findings are not violations.
 pub fn violations(decision: &Decision) -> Vec<Violation> {

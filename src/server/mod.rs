@@ -367,9 +367,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "listening"
     );
 
-    let audit = args
-        .audit
-        .then(|| crate::audit::background::spawn(app.clone(), args.audit_policy_reports));
+    let audit = if args.audit {
+        Some(
+            crate::audit::background::spawn(app.clone(), args.audit_policy_reports)
+                .context("starting the background audit's thread")?,
+        )
+    } else {
+        None
+    };
     let shutdown = {
         let (app, delay) = (app.clone(), args.shutdown_delay);
         async move {
