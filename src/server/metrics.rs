@@ -76,6 +76,8 @@ pub struct Metrics {
     lint_refused: Counter,
     /// The background audit's (`serve --audit`); only these name objects.
     pub audit: crate::audit::AuditMetrics,
+    /// Length of the last scrape's text.
+    last_len: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Metrics {
@@ -164,6 +166,7 @@ impl Metrics {
         let audit = crate::audit::AuditMetrics::register(&mut registry);
         Metrics {
             audit,
+            last_len: std::sync::atomic::AtomicUsize::new(0),
             in_flight,
             lint_refused,
             registry,
@@ -264,8 +267,13 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut out = String::with_capacity(8 * 1024);
+        use std::sync::atomic::Ordering;
+        // Sized from the last scrape: with the audit's violation series the text runs to
+        // megabytes, and growing it by doubling held up to twice that, copied, per scrape.
+        let last = self.last_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity((last + last / 16).max(8 * 1024));
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        self.last_len.store(out.len(), Ordering::Relaxed);
         Ok(out)
     }
 }
