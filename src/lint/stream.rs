@@ -461,7 +461,7 @@ impl<'i> Jobs<'i> {
             // file (a large one, a pipe) is split here; one that cannot be stat'ed fails to open.
             let size = match &input.source {
                 Source::File(path) => std::fs::metadata(path).map_or(Some(0), |m| {
-                    (m.is_file() && m.len() <= WHOLE_FILE).then(|| m.len())
+                    (m.is_file() && m.len() <= WHOLE_FILE).then_some(m.len())
                 }),
                 _ => None,
             };
