@@ -772,6 +772,68 @@ mod tests {
     }
 
     #[test]
+    fn small_files_go_whole_large_ones_in_pieces_and_a_stop_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.yaml");
+        let large = dir.path().join("large.yaml");
+        std::fs::write(&small, "a: 1\n---\nb: 2\n").unwrap();
+        // 200 documents of 1 KiB: past WHOLE_FILE, more pieces than one job holds.
+        let doc = format!("---\nx: {}\n", "y".repeat(1018));
+        std::fs::write(&large, doc.repeat(200)).unwrap();
+        let input = |p: &Path| Input {
+            name: p.to_string_lossy().into_owned(),
+            source: Source::File(p.to_path_buf()),
+        };
+        let missing = InputError::new("gone", ErrorKind::Io, "cannot read");
+        let inputs = [
+            input(&small),
+            input(&large),
+            Input {
+                name: "gone".into(),
+                source: Source::Failed(missing),
+            },
+            input(&large),
+        ];
+        let mut jobs = Jobs {
+            inputs: &inputs,
+            next_input: 0,
+            current: None,
+            stopped: None,
+        };
+        let kinds = |steps: &[Step<'_>]| -> String {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Step::Begin(i) => format!("B{i}"),
+                    Step::Piece(i, _) => format!("P{i}"),
+                    Step::Whole(i, _) => format!("W{i}"),
+                    Step::Error(_) => "E".into(),
+                    Step::End => "/".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // The small file and the opening of the large one.
+        assert_eq!(kinds(&jobs.next().unwrap()), "W0 B1");
+        // 64 KiB of pieces per job.
+        let job = jobs.next().unwrap();
+        assert_eq!(kinds(&job), ["P1"; 64].join(" "));
+        let Step::Piece(_, first) = &job[0] else {
+            unreachable!()
+        };
+        assert_eq!((first.document, first.line), (0, 0));
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        assert_eq!(kinds(&jobs.next().unwrap()), ["P1"; 8].join(" ") + " /");
+        assert_eq!(kinds(&jobs.next().unwrap()), "E B3");
+        // A worker saw an unreadable piece of input 3: its next job ends it.
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        jobs.stopped = Some(3);
+        assert_eq!(kinds(&jobs.next().unwrap()), "/");
+        assert!(jobs.next().is_none());
+    }
+
+    #[test]
     fn spills_move_to_a_file_and_come_back_whole() {
         let mut spill = Spill {
             limit: 16,
