@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lint benchmark: generates two inputs (not checked in) and runs `daemonset-guard lint` over them
 # in text, JSON and SARIF, printing wall time, CPU time (user + system) and peak RSS, one thread
-# beside all of them:
+# beside all of them, and the speedup (single-thread wall time / parallel wall time) with the
+# parallel run's CPU time over the single thread's (above 1.00: what running in parallel costs):
 #   tree    N DaemonSet files (5,000 by default) made from ../shared/corpus/daemonsets/*.yaml
 #           with varied names;
 #   stream  one YAML stream of 20,000 documents (~9.8 MB) like `helm template` of a monorepo:
@@ -71,7 +72,7 @@ echo "inputs: $tree ($(find "$tree" -name '*.yaml' | wc -l) files, $(du -sh --ap
 jobs_flag=0
 "$bin" lint --help | grep -q -- '--jobs' && jobs_flag=1
 
-# Prints "wall cpu rss" of the best of $rounds runs of: $@ (stdout discarded).
+# Prints "wall user system rss-KiB" of the best of $rounds runs of: $@ (stdout discarded).
 measure() {
     local best="" line
     for _ in $(seq "$rounds"); do
@@ -80,10 +81,21 @@ measure() {
             best="$line"
         fi
     done
-    awk -v l="$best" 'BEGIN { split(l, x); printf "%6.2f s wall %6.2f s cpu %6.0f MiB", x[1], x[2] + x[3], x[4] / 1024 }'
+    echo "$best"
 }
 
-printf '%-8s %-6s %-40s %-40s\n' input format "1 thread (taskset -c 0)" "parallel (2 cores)"
+# Prints one line: the two measurements, the speedup and the CPU ratio.
+row() {
+    awk -v i="$1" -v f="$2" -v a="$3" -v b="$4" 'BEGIN {
+        split(a, x); split(b, y)
+        printf "%-8s %-6s %5.2f s %5.2f s %4.0f MiB   %5.2f s %5.2f s %4.0f MiB   %5.2fx   %5.2f\n",
+            i, f, x[1], x[2] + x[3], x[4] / 1024, y[1], y[2] + y[3], y[4] / 1024,
+            (y[1] > 0 ? x[1] / y[1] : 0), (x[2] + x[3] > 0 ? (y[2] + y[3]) / (x[2] + x[3]) : 0) }'
+}
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-8s %-6s %-28s %-28s %-8s %s\n' "" "" "1 thread (taskset -c 0)" "parallel ($(nproc) cores)" speedup "cpu"
+printf '%-8s %-6s %-28s %-28s %-8s %s\n' input format "wall    cpu     peak RSS" "wall    cpu     peak RSS" "(wall)" "ratio"
 for input in tree stream; do
     path="$tree"; [ "$input" = stream ] && path="$stream"
     for format in text json sarif; do
@@ -94,10 +106,10 @@ for input in tree stream; do
             one=$(measure taskset -c 0 "$bin" lint --format "$format" "$path")
             all=$(measure "$bin" lint --format "$format" "$path")
         fi
-        printf '%-8s %-6s %-40s %-40s\n' "$input" "$format" "$one" "$all"
+        row "$input" "$format" "$one" "$all"
     done
 done
 # From stdin, as in `helm template . | daemonset-guard lint`.
 one=$(measure sh -c "taskset -c 0 \"\$0\" lint --format json < \"\$1\"" "$bin" "$stream")
 all=$(measure sh -c "\"\$0\" lint --format json < \"\$1\"" "$bin" "$stream")
-printf '%-8s %-6s %-40s %-40s\n' stdin json "$one" "$all"
+row stdin json "$one" "$all"

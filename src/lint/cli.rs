@@ -242,7 +242,20 @@ pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
     Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
 }
 
+/// Lint is a short batch with small heaps, one per thread. mimalloc asks for transparent huge
+/// pages on its arenas, so the first touch of any 2 MiB of a thread's heap faulted in a whole
+/// zeroed huge page: with two threads the peak RSS doubled (the 20,000-document stream in JSON:
+/// 59 MiB, 22 MiB without), and zeroing them cost CPU. Best effort, for this process only.
+fn small_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sets a flag of the calling process; no pointers, no memory is touched.
+    unsafe {
+        let _ = libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn run(args: &LintArgs) -> Result<u8, String> {
+    small_pages();
     if !valid_namespace(&args.namespace) {
         return Err(format!(
             "--namespace {:?} is not a valid namespace name (RFC 1123 label)",

@@ -3,17 +3,24 @@
 //! order, so the report is the same whatever the number of threads, and memory follows the
 //! largest document rather than the input.
 //!
+//! The work goes out as jobs numbered in the input's order: a few small files each (the worker
+//! reads them), or a batch of pieces of a large file or stdin (split under the jobs' lock, the
+//! only serial reading). Workers take the next job as soon as they are free, with no barrier
+//! between batches; the calling thread only writes the rendered bytes in order. At most
+//! [`JOBS_AHEAD`] jobs per thread are handed out and not yet written, which bounds memory.
+//!
 //! The reports are byte for byte those [`super::render`] makes of the whole run. Text goes out as
 //! each document is done; a file's skipped documents follow its DaemonSets, so they wait for the
 //! end of the file. JSON and SARIF name the input errors before the files, so their bodies are
 //! rendered as the pieces are done into a buffer that moves to an unnamed temporary file past a
 //! few MiB, and leave after the errors once the run is over.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::remote::Remote;
@@ -50,22 +57,31 @@ pub(crate) struct Settings<'a> {
     pub jobs: usize,
 }
 
-/// The most input bytes and pieces read ahead per thread: enough to keep the threads busy
-/// between two ordered writes, little enough to keep memory near the largest document.
-const BATCH_BYTES: usize = 512 << 10;
+/// The most input bytes, pieces and files in one job: enough that handing out a job and writing
+/// its result cost little beside linting it, little enough to keep memory near the largest
+/// document.
+const BATCH_BYTES: usize = 64 << 10;
 const BATCH_PIECES: usize = 64;
+const BATCH_FILES: usize = 16;
+/// Files up to this size are read whole by their worker; larger ones are split by the jobs.
+const WHOLE_FILE: u64 = 64 << 10;
+/// Jobs per thread handed out and not yet written.
+const JOBS_AHEAD: usize = 4;
 /// Rendered output kept in memory before it moves to a temporary file.
-const SPILL_AT: usize = 4 << 20;
+const SPILL_AT: usize = 1 << 20;
 
 fn io_error(name: &str, e: &io::Error) -> InputError {
     InputError::new(name, ErrorKind::Io, format!("cannot read: {e}"))
 }
 
-fn open(input: &Input) -> Result<Box<dyn BufRead>, Box<InputError>> {
+/// A reader the jobs can hand between threads.
+type Reader = Box<dyn BufRead + Send>;
+
+fn open(input: &Input) -> Result<Reader, Box<InputError>> {
     match &input.source {
-        Source::Stdin => Ok(Box::new(io::stdin().lock())),
+        Source::Stdin => Ok(Box::new(BufReader::with_capacity(128 << 10, io::stdin()))),
         Source::File(path) => File::open(path)
-            .map(|f| Box::new(BufReader::with_capacity(128 << 10, f)) as Box<dyn BufRead>)
+            .map(|f| Box::new(BufReader::with_capacity(128 << 10, f)) as Reader)
             .map_err(|e| Box::new(io_error(&input.name, &e))),
         Source::Failed(e) => Err(Box::new(e.clone())),
     }
@@ -174,13 +190,15 @@ impl Spill {
         if let Some(f) = &mut self.file {
             return f.write_all(b);
         }
-        self.mem.extend_from_slice(b);
-        if self.mem.len() > self.limit {
-            let mut f = BufWriter::new(tempfile::tempfile()?);
-            f.write_all(&self.mem)?;
-            self.mem = Vec::new();
-            self.file = Some(f);
+        if self.mem.len() + b.len() <= self.limit {
+            self.mem.extend_from_slice(b);
+            return Ok(());
         }
+        let mut f = BufWriter::with_capacity(64 << 10, tempfile::tempfile()?);
+        f.write_all(&self.mem)?;
+        f.write_all(b)?;
+        self.mem = Vec::new();
+        self.file = Some(f);
         Ok(())
     }
 
@@ -373,9 +391,12 @@ impl Write for SpillWriter<'_> {
     }
 }
 
-enum Step {
+/// One step of a job, in the input's order.
+enum Step<'i> {
     Begin(usize),
     Piece(usize, Chunk),
+    /// A small file: the worker reads, splits, lints and renders it whole.
+    Whole(usize, &'i Path),
     Error(InputError),
     End,
 }
@@ -385,6 +406,185 @@ enum Done {
     Piece(Rendered),
     Error(InputError),
     End,
+}
+
+/// Hands out the work in the input's order.
+struct Jobs<'i> {
+    inputs: &'i [Input],
+    next_input: usize,
+    /// The large input being split.
+    current: Option<(usize, Splitter<Reader>)>,
+    /// An input whose lint stopped at an unreadable document: read no further.
+    stopped: Option<usize>,
+}
+
+impl<'i> Jobs<'i> {
+    /// The next job, `None` once every input is handed out.
+    fn next(&mut self) -> Option<Vec<Step<'i>>> {
+        let mut steps = Vec::new();
+        if let Some((i, splitter)) = &mut self.current {
+            let i = *i;
+            if self.stopped == Some(i) {
+                self.current = None;
+                return Some(vec![Step::End]);
+            }
+            let mut bytes = 0;
+            while bytes < BATCH_BYTES && steps.len() < BATCH_PIECES {
+                match splitter.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        bytes += chunk.bytes.len();
+                        steps.push(Step::Piece(i, chunk));
+                    }
+                    Ok(None) => {
+                        steps.push(Step::End);
+                        self.current = None;
+                        break;
+                    }
+                    Err(e) => {
+                        steps.push(Step::Error(io_error(&self.inputs[i].name, &e)));
+                        steps.push(Step::End);
+                        self.current = None;
+                        break;
+                    }
+                }
+            }
+            return Some(steps);
+        }
+        let mut bytes = 0;
+        while self.current.is_none() && bytes < WHOLE_FILE && steps.len() < BATCH_FILES {
+            let Some(input) = self.inputs.get(self.next_input) else {
+                break;
+            };
+            let i = self.next_input;
+            self.next_input += 1;
+            // A stat here, the open and read in the worker. An input that is not a small regular
+            // file (a large one, a pipe) is split here; one that cannot be stat'ed fails to open.
+            let size = match &input.source {
+                Source::File(path) => std::fs::metadata(path).map_or(Some(0), |m| {
+                    (m.is_file() && m.len() <= WHOLE_FILE).then_some(m.len())
+                }),
+                _ => None,
+            };
+            match (size, &input.source) {
+                (Some(len), Source::File(path)) => {
+                    bytes += len;
+                    steps.push(Step::Whole(i, path));
+                }
+                _ => match open(input) {
+                    Ok(reader) => {
+                        steps.push(Step::Begin(i));
+                        self.current = Some((i, Splitter::new(reader)));
+                    }
+                    Err(e) => steps.push(Step::Error(*e)),
+                },
+            }
+        }
+        (!steps.is_empty()).then_some(steps)
+    }
+}
+
+/// Lints and renders pieces.
+struct Worker<'a> {
+    names: &'a [&'a str],
+    settings: &'a Settings<'a>,
+    renderer: &'a Renderer<'a>,
+}
+
+impl Worker<'_> {
+    fn piece(&self, i: usize, chunk: &Chunk) -> Rendered {
+        let name = self.names[i];
+        let c = lint_chunk(name, chunk, &self.settings.opts, self.settings.fix);
+        self.renderer.render(name, c)
+    }
+
+    /// A job's results, and the input it stopped, if any.
+    fn run(&self, steps: Vec<Step<'_>>) -> (Vec<Done>, Option<usize>) {
+        let mut done = Vec::with_capacity(steps.len());
+        let mut stopped = None;
+        for step in steps {
+            match step {
+                Step::Begin(i) => done.push(Done::Begin(i)),
+                // The pieces after an unreadable one are not reported.
+                Step::Piece(i, _) if stopped == Some(i) => {}
+                Step::Piece(i, chunk) => {
+                    let r = self.piece(i, &chunk);
+                    if r.stop {
+                        stopped = Some(i);
+                    }
+                    done.push(Done::Piece(r));
+                }
+                Step::Whole(i, path) => self.whole(i, path, &mut done),
+                Step::Error(e) => done.push(Done::Error(e)),
+                Step::End => done.push(Done::End),
+            }
+        }
+        (done, stopped)
+    }
+
+    fn whole(&self, i: usize, path: &Path, done: &mut Vec<Done>) {
+        let name = self.names[i];
+        let mut bytes = Vec::new();
+        let read = match File::open(path) {
+            Ok(mut f) => f.read_to_end(&mut bytes),
+            Err(e) => return done.push(Done::Error(io_error(name, &e))),
+        };
+        done.push(Done::Begin(i));
+        match read {
+            // Reading from a slice cannot fail.
+            Ok(_) => {
+                for chunk in Splitter::new(&bytes[..]).map_while(Result::ok) {
+                    let r = self.piece(i, &chunk);
+                    let stop = r.stop;
+                    done.push(Done::Piece(r));
+                    if stop {
+                        break;
+                    }
+                }
+            }
+            Err(e) => done.push(Done::Error(io_error(name, &e))),
+        }
+        done.push(Done::End);
+    }
+}
+
+impl Sink<'_, '_> {
+    fn apply(&mut self, names: &[&str], done: Vec<Done>) -> io::Result<()> {
+        for d in done {
+            match d {
+                Done::Begin(i) => self.begin(names[i])?,
+                Done::Piece(r) => self.piece(r)?,
+                Done::Error(e) => self.error(e)?,
+                Done::End => self.end()?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the workers share.
+struct Shared<'i> {
+    jobs: Jobs<'i>,
+    /// Jobs handed out, and written.
+    handed: usize,
+    written: usize,
+    /// Writing failed (or a worker panicked): stop.
+    cancel: bool,
+}
+
+fn lock<'m, 'i>(m: &'m Mutex<Shared<'i>>) -> MutexGuard<'m, Shared<'i>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Cancels the run when its worker unwinds, so no other thread waits for its job forever.
+struct CancelOnPanic<'s, 'i>(&'s Mutex<Shared<'i>>, &'s Condvar);
+
+impl Drop for CancelOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(self.0).cancel = true;
+            self.1.notify_all();
+        }
+    }
 }
 
 /// Lints `inputs` and writes the report to `out` (and with `fix`, the fixed manifests to
@@ -425,83 +625,92 @@ pub(crate) fn run<'w>(
         return sink.finish(&rules);
     }
 
-    let pool = if settings.jobs > 1 {
-        Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(settings.jobs)
-                .build()
-                .map_err(io::Error::other)?,
-        )
-    } else {
-        None
-    };
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let process = |step: Step| match step {
-        Step::Begin(i) => Done::Begin(i),
-        Step::Piece(i, chunk) => {
-            let c = lint_chunk(names[i], &chunk, &settings.opts, settings.fix);
-            Done::Piece(renderer.render(names[i], c))
-        }
-        Step::Error(e) => Done::Error(e),
-        Step::End => Done::End,
+    let worker = Worker {
+        names: &names,
+        settings,
+        renderer: &renderer,
     };
-    let mut pending = inputs.iter().enumerate();
-    let mut current: Option<(usize, Splitter<Box<dyn BufRead>>)> = None;
-    let (max_bytes, max_pieces) = (BATCH_BYTES * settings.jobs, BATCH_PIECES * settings.jobs);
-    loop {
-        let mut steps = Vec::new();
-        let mut bytes = 0;
-        while bytes < max_bytes && steps.len() < max_pieces {
-            let Some((i, splitter)) = &mut current else {
-                let Some((i, input)) = pending.next() else {
-                    break;
-                };
-                match open(input) {
-                    Ok(reader) => {
-                        steps.push(Step::Begin(i));
-                        current = Some((i, Splitter::new(reader)));
-                    }
-                    Err(e) => steps.push(Step::Error(*e)),
-                }
-                continue;
-            };
-            match splitter.next_chunk() {
-                Ok(Some(chunk)) => {
-                    bytes += chunk.bytes.len();
-                    steps.push(Step::Piece(*i, chunk));
-                }
-                Ok(None) => {
-                    steps.push(Step::End);
-                    current = None;
-                }
-                Err(e) => {
-                    steps.push(Step::Error(io_error(names[*i], &e)));
-                    steps.push(Step::End);
-                    current = None;
-                }
-            }
+    let mut jobs = Jobs {
+        inputs: &inputs,
+        next_input: 0,
+        current: None,
+        stopped: None,
+    };
+    if settings.jobs <= 1 {
+        while let Some(steps) = jobs.next() {
+            let (done, stopped) = worker.run(steps);
+            jobs.stopped = stopped.or(jobs.stopped);
+            sink.apply(&names, done)?;
         }
-        if steps.is_empty() {
-            break;
-        }
-        let done: Vec<Done> = match &pool {
-            Some(pool) => pool.install(|| steps.into_par_iter().map(process).collect()),
-            None => steps.into_iter().map(process).collect(),
-        };
-        for d in done {
-            match d {
-                Done::Begin(i) => sink.begin(names[i])?,
-                Done::Piece(r) => sink.piece(r)?,
-                Done::Error(e) => sink.error(e)?,
-                Done::End => sink.end()?,
-            }
-        }
-        // An unreadable document ends its input: read no further.
-        if sink.stopped && current.is_some() {
-            current = None;
-            sink.end()?;
-        }
+        return sink.finish(&rules);
     }
+
+    let shared = Mutex::new(Shared {
+        jobs,
+        handed: 0,
+        written: 0,
+        cancel: false,
+    });
+    let wake = Condvar::new();
+    let ahead = JOBS_AHEAD * settings.jobs;
+    let (tx, rx) = mpsc::channel::<(usize, Vec<Done>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..settings.jobs {
+            let tx = tx.clone();
+            let (shared, wake, worker) = (&shared, &wake, &worker);
+            scope.spawn(move || {
+                let _cancel = CancelOnPanic(shared, wake);
+                let mut stopped = None;
+                loop {
+                    let (seq, steps) = {
+                        let mut s = lock(shared);
+                        s.jobs.stopped = stopped.or(s.jobs.stopped);
+                        while !s.cancel && s.handed >= s.written + ahead {
+                            s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                        }
+                        if s.cancel {
+                            return;
+                        }
+                        let Some(steps) = s.jobs.next() else {
+                            return;
+                        };
+                        s.handed += 1;
+                        (s.handed - 1, steps)
+                    };
+                    let done;
+                    (done, stopped) = worker.run(steps);
+                    if tx.send((seq, done)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Results come in any order; they are written in the jobs' order.
+        let mut ready = BTreeMap::new();
+        let mut next = 0;
+        let mut written = Ok(());
+        for (seq, done) in &rx {
+            ready.insert(seq, done);
+            while let Some(done) = ready.remove(&next) {
+                written = sink.apply(&names, done);
+                if written.is_err() {
+                    break;
+                }
+                next += 1;
+            }
+            let mut s = lock(&shared);
+            s.written = next;
+            s.cancel |= written.is_err();
+            drop(s);
+            wake.notify_all();
+            if written.is_err() {
+                break;
+            }
+        }
+        written
+    })?;
     sink.finish(&rules)
 }
 
@@ -560,6 +769,68 @@ mod tests {
         let whole = json!({"files": [{"objects": [inner.clone()]}]});
         let printed = serde_json::to_string_pretty(&whole).unwrap();
         assert!(printed.contains(&nested(&inner, 8)), "{printed}");
+    }
+
+    #[test]
+    fn small_files_go_whole_large_ones_in_pieces_and_a_stop_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.yaml");
+        let large = dir.path().join("large.yaml");
+        std::fs::write(&small, "a: 1\n---\nb: 2\n").unwrap();
+        // 200 documents of 1 KiB: past WHOLE_FILE, more pieces than one job holds.
+        let doc = format!("---\nx: {}\n", "y".repeat(1018));
+        std::fs::write(&large, doc.repeat(200)).unwrap();
+        let input = |p: &Path| Input {
+            name: p.to_string_lossy().into_owned(),
+            source: Source::File(p.to_path_buf()),
+        };
+        let missing = InputError::new("gone", ErrorKind::Io, "cannot read");
+        let inputs = [
+            input(&small),
+            input(&large),
+            Input {
+                name: "gone".into(),
+                source: Source::Failed(missing),
+            },
+            input(&large),
+        ];
+        let mut jobs = Jobs {
+            inputs: &inputs,
+            next_input: 0,
+            current: None,
+            stopped: None,
+        };
+        let kinds = |steps: &[Step<'_>]| -> String {
+            steps
+                .iter()
+                .map(|s| match s {
+                    Step::Begin(i) => format!("B{i}"),
+                    Step::Piece(i, _) => format!("P{i}"),
+                    Step::Whole(i, _) => format!("W{i}"),
+                    Step::Error(_) => "E".into(),
+                    Step::End => "/".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // The small file and the opening of the large one.
+        assert_eq!(kinds(&jobs.next().unwrap()), "W0 B1");
+        // 64 KiB of pieces per job.
+        let job = jobs.next().unwrap();
+        assert_eq!(kinds(&job), ["P1"; 64].join(" "));
+        let Step::Piece(_, first) = &job[0] else {
+            unreachable!()
+        };
+        assert_eq!((first.document, first.line), (0, 0));
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        assert_eq!(kinds(&jobs.next().unwrap()), ["P1"; 8].join(" ") + " /");
+        assert_eq!(kinds(&jobs.next().unwrap()), "E B3");
+        // A worker saw an unreadable piece of input 3: its next job ends it.
+        assert_eq!(jobs.next().unwrap().len(), 64);
+        jobs.stopped = Some(3);
+        assert_eq!(kinds(&jobs.next().unwrap()), "/");
+        assert!(jobs.next().is_none());
     }
 
     #[test]
