@@ -98,6 +98,17 @@ struct Args {
     /// `validate+lintflood`) are measured.
     #[arg(long, default_value_t = 64)]
     lint_flood: usize,
+    /// Nice value of the `/lint` flood's client thread. 0 (the default): the flood's clients
+    /// compete for this machine's cores with the server as much as the measured clients do;
+    /// 19: they only use what the others leave, as clients in other pods, with CPU of their own,
+    /// would not take the server's.
+    #[arg(long, default_value_t = 0)]
+    flood_nice: i32,
+    /// Send the `/lint` flood to a second daemonset-guard process instead of the measured one:
+    /// the control that tells the flood's cost to the machine (its clients, the kernel's
+    /// loopback copies, caches) apart from its cost to the measured server.
+    #[arg(long)]
+    flood_elsewhere: bool,
     /// Body of the `/lint` flood (default: the shared DaemonSet corpus repeated to 3 MB).
     #[arg(long)]
     lint_body: Option<PathBuf>,
@@ -593,18 +604,34 @@ async fn measure(
         Some(e) => (e, args.lint_flood),
         None => (endpoint, 0),
     };
+    let sink = if flood > 0 && args.flood_elsewhere {
+        Some(setup.start(Kind::Guard, "flood-sink").await?.0)
+    } else {
+        None
+    };
+    let flood_addr = sink.as_ref().map_or(server.lint_addr, |s| s.lint_addr);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The flood runs on a runtime of its own, so that its clients do not delay the measured
     // ones inside this process (in a cluster they would be other pods).
+    let flood_nice = args.flood_nice;
     let flood_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(move || {
+            if flood_nice != 0 {
+                // SAFETY: plain syscalls on the calling thread with no pointers.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    let _ = libc::setpriority(libc::PRIO_PROCESS, tid, flood_nice);
+                }
+            }
+        })
         .enable_all()
         .build()?;
     let flooders: Vec<_> = (0..flood)
         .map(|_| {
             flood_rt.spawn(lint_flood_worker(
                 setup.tls(Proto::H2).clone(),
-                server.lint_addr,
+                flood_addr,
                 setup.lint_body.clone(),
                 stop.clone(),
             ))

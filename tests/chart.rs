@@ -1490,7 +1490,13 @@ fn audit_rbac_reads_daemonsets_and_writes_reports() {
         if reports {
             want.push(json!({
                 "apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]
+                "verbs": ["create"]
+            }));
+            // src/audit/reports.rs only gets, replaces and deletes the report it names.
+            want.push(json!({
+                "apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"],
+                "resourceNames": ["daemonset-guard"],
+                "verbs": ["get", "update", "delete"]
             }));
         }
         assert_eq!(cr["rules"], json!(want), "{ctx}");

@@ -175,14 +175,20 @@ fn return_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
-/// Nice 10 for the calling thread: Linux applies `setpriority(PRIO_PROCESS, tid)` to one thread.
-/// Best effort; without it the threads still never take tokio's workers.
+/// The lowest CPU priority for the calling thread: `SCHED_IDLE`, so the kernel runs it only
+/// when no thread at normal priority in the pod wants the core, and admission never waits
+/// behind it; nice 10 where `SCHED_IDLE` is refused. Linux applies both to one thread (the
+/// calling one, by its tid). Best effort: without either the threads still never take tokio's
+/// workers.
 pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread with no pointers.
+    // SAFETY: plain syscalls on the calling thread; `param` lives across the call.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) != 0 {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        }
     }
 }
 
