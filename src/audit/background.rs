@@ -194,6 +194,12 @@ pub struct Audit {
     dirty: BTreeSet<String>,
     /// A first full list has ended: absent objects are really absent.
     listed: bool,
+    /// One copy of each field and message the violations hold: 5,000 DaemonSets of a few
+    /// kinds repeat the same few hundred texts some 44,000 times.
+    texts: HashSet<Arc<str>>,
+    /// `texts.len()` after the last prune: pruning again once it doubles keeps the texts of
+    /// changed and deleted DaemonSets from piling up between full passes.
+    texts_pruned: usize,
 }
 
 fn key(ds: &DaemonSet) -> Key {
@@ -230,7 +236,29 @@ impl Audit {
             listing: None,
             dirty: BTreeSet::new(),
             listed: false,
+            texts: HashSet::new(),
+            texts_pruned: 0,
         }
+    }
+
+    /// The kept copy of `text`.
+    fn intern(&mut self, text: Arc<str>) -> Arc<str> {
+        match self.texts.get(&text) {
+            Some(kept) => kept.clone(),
+            None => {
+                if self.texts.len() >= 2 * self.texts_pruned + 1024 {
+                    self.prune_texts();
+                }
+                self.texts.insert(text.clone());
+                text
+            }
+        }
+    }
+
+    /// Forgets the texts no violation holds any more.
+    fn prune_texts(&mut self) {
+        self.texts.retain(|t| Arc::strong_count(t) > 1);
+        self.texts_pruned = self.texts.len();
     }
 
     /// Keeps only what the metrics need: no field or message per violation (about a third of
@@ -290,7 +318,11 @@ impl Audit {
     ) -> Entry {
         let (violations, new_counts, error) = match eval::decide(ds, policies) {
             Ok(d) if self.details => {
-                let v = d.as_ref().map(eval::violations).unwrap_or_default();
+                let mut v = d.as_ref().map(eval::violations).unwrap_or_default();
+                for v in &mut v {
+                    v.path = self.intern(v.path.clone());
+                    v.message = self.intern(v.message.clone());
+                }
                 let c = counts(v.iter().map(|v| (v.rule, v.mode)));
                 (v, c, None)
             }
@@ -361,6 +393,7 @@ impl Audit {
             }
         }
         self.listed = true;
+        self.prune_texts();
         self.metrics.last_full_pass.set(now_seconds());
     }
 
@@ -379,6 +412,7 @@ impl Audit {
             };
             self.entries.insert(k, entry);
         }
+        self.prune_texts();
         self.metrics.last_full_pass.set(now_seconds());
     }
 
@@ -631,5 +665,35 @@ mod tests {
             .object()
             .unwrap();
         assert!(e.status.is_none() && e.metadata.managed_fields.is_none());
+    }
+
+    /// Copies of one DaemonSet under other names share one copy of each field and message,
+    /// and the copies go when no violation holds them.
+    #[test]
+    fn violations_share_their_texts_and_let_them_go() {
+        let mut registry = Registry::with_prefix("daemonset_guard");
+        let mut audit = Audit::new(AuditMetrics::register(&mut registry));
+        let policies = Policies::default();
+        audit.list_started();
+        for name in ["a", "b"] {
+            let mut ds = stored("fluent-bit");
+            ds.metadata.name = Some(name.to_string());
+            audit.apply(ds, &policies);
+        }
+        audit.list_done();
+        let of = |name: &str| audit.entries()[&("logging".to_string(), name.to_string())].clone();
+        let (a, b) = (of("a"), of("b"));
+        assert!(!a.violations.is_empty());
+        assert_eq!(a.violations, b.violations);
+        for (x, y) in a.violations.iter().zip(&b.violations) {
+            assert!(Arc::ptr_eq(&x.message, &y.message) && Arc::ptr_eq(&x.path, &y.path));
+        }
+        let kept = audit.texts.len();
+        assert!(kept > 0 && kept <= 2 * a.violations.len());
+        drop((a, b));
+        audit.list_started();
+        audit.list_done();
+        assert!(audit.entries().is_empty());
+        assert!(audit.texts.is_empty(), "{} texts left", audit.texts.len());
     }
 }

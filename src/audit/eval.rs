@@ -1,5 +1,7 @@
 //! The one place the audit calls the engine, and what it keeps of the answer.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::DaemonSet;
 
 use crate::policy::decision::{DecideError, Decision, Review};
@@ -56,8 +58,8 @@ pub struct Violation {
     pub mode: Mode,
     pub outcome: Outcome,
     /// JSON Pointer of the field.
-    pub path: String,
-    pub message: String,
+    pub path: Arc<str>,
+    pub message: Arc<str>,
 }
 
 /// Rule and mode of each of [`violations`], without building their fields and messages.
@@ -91,8 +93,8 @@ pub fn violations(decision: &Decision) -> Vec<Violation> {
                 rule: f.rule,
                 mode: f.mode,
                 outcome: if fails { Outcome::Fail } else { Outcome::Warn },
-                path: f.path.clone(),
-                message: f.message.clone(),
+                path: f.path.as_str().into(),
+                message: f.message.as_str().into(),
             }
         })
         .collect()
@@ -128,7 +130,7 @@ mod tests {
         let privileged = v.iter().find(|v| v.rule == "security-privileged").unwrap();
         assert_eq!(privileged.outcome, Outcome::Fail);
         assert_eq!(
-            privileged.path,
+            &*privileged.path,
             "/spec/template/spec/containers/0/securityContext/privileged"
         );
         // `resources: {}`: the default policy's mutation fills the requests, so a write would

@@ -3,11 +3,11 @@
 //!
 //! Admission requests are evaluated on the tokio workers (or tokio's blocking pool for large
 //! reviews); `/lint` never touches either. Its evaluation runs on `--lint-concurrency` dedicated
-//! threads at a lower CPU priority (nice 10: about a tenth of the CPU weight of an admission
-//! thread), so the kernel runs admission first whenever both want a core, while /lint still
-//! progresses on a busy node. A request takes a thread and its share of `--lint-memory-bytes` before its body is
-//! read, or is refused at once with 503 and `Retry-After`: a waiting request would hold its
-//! connection and, over HTTP/2, the connection's flow-control window.
+//! threads at the lowest CPU priority ([`lower_priority`]), so the kernel runs admission first
+//! whenever both want a core, while /lint still progresses when admission leaves CPU idle. A
+//! request takes a thread and its share of `--lint-memory-bytes` before its body is read, or is
+//! refused at once with 503 and `Retry-After`: a waiting request would hold its connection and,
+//! over HTTP/2, the connection's flow-control window.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
