@@ -111,16 +111,12 @@ pub fn admission_router(app: Arc<App>, lint: Option<std::net::SocketAddr>) -> Ro
         .route("/mutate", post(mutate))
         .route(
             "/lint",
-            post(move |req: Request| {
+            post(move |State(app): State<Arc<App>>, req: Request| {
                 let elsewhere = elsewhere.clone();
                 async move {
-                    // Unread body: the connection is closed (HTTP/1.1) or the stream reset.
-                    let mut resp = status_response(StatusCode::NOT_FOUND, &elsewhere);
-                    if req.version() <= axum::http::Version::HTTP_11 {
-                        resp.headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    resp
+                    // Answered with the body unread, as any early refusal.
+                    let resp = status_response(StatusCode::NOT_FOUND, &elsewhere);
+                    finish_early(req, resp, &app).await
                 }
             }),
         )
