@@ -5,11 +5,10 @@ mod fake_apiserver;
 
 use std::process::{Command, Output};
 
-use fake_apiserver::{has, has_key, FakeApi, Reply};
+use fake_apiserver::{has, has_key, FakeApi, Reply, ALL};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_daemonset-guard");
-const ALL: &str = "/apis/apps/v1/daemonsets";
 /// The continue tokens of pages 2 and 3 (02a and 02b `metadata.continue`).
 const TOKEN2: &str =
     "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MjI5LCJzdGFydCI6ImxvZ2dpbmcvZmx1ZW50LWJpdFx1MDAwMCJ9";

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use daemonset_guard::admission::Policies;
 use daemonset_guard::audit::background::{watch, Audit, AuditMetrics};
 use daemonset_guard::audit::reports::{Leader, Reports, LEASE_NAME, REPORT_NAME};
-use fake_apiserver::{fixture, fixtures, has, is_watch, FakeApi, Received, Reply};
+use fake_apiserver::{fixture, fixtures, has, is_watch, FakeApi, Received, Reply, ALL};
 use kube::runtime::watcher;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
-const ALL: &str = "/apis/apps/v1/daemonsets";
 const DISCOVERY: &str = "/apis/wgpolicyk8s.io/v1alpha2";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/guard/leases";
 
@@ -99,13 +98,12 @@ fn without_the_crd_the_audit_says_so_once_and_writes_nothing() {
         .join("08b-discovery-wgpolicy-before-crd-404.txt")
         .exists());
     let api = FakeApi::start();
-    api.route(
+    api.lists(vec![Reply::json(200, "01-list-all.json")]).route(
         "GET",
         ALL,
-        |q| !is_watch(q),
-        vec![Reply::json(200, "01-list-all.json")],
-    )
-    .route("GET", ALL, is_watch, vec![Reply::Hang]);
+        is_watch,
+        vec![Reply::Hang],
+    );
     // Discovery of the group is unrouted: the server's plain-text 404.
     let _rt = start(&api);
     eventually("discovery asked", &api, |log| {
@@ -131,52 +129,47 @@ fn without_the_crd_the_audit_says_so_once_and_writes_nothing() {
 fn reports_are_created_updated_after_a_conflict_and_drop_deleted_daemonsets() {
     let api = FakeApi::start();
     let mon = format!("{}/{REPORT_NAME}", reports("monitoring"));
-    api.route(
-        "GET",
-        ALL,
-        |q| !is_watch(q),
-        vec![Reply::json(200, "01-list-all.json")],
-    )
-    // logging/watch-probe is created, changed and deleted.
-    .route(
-        "GET",
-        ALL,
-        |q| is_watch(q) && has(q, "resourceVersion=227"),
-        vec![Reply::watch("04-watch.ndjson")],
-    )
-    .route("GET", ALL, is_watch, vec![Reply::Hang])
-    .route(
-        "GET",
-        DISCOVERY,
-        |_| true,
-        vec![Reply::json(
-            200,
-            "08c-discovery-wgpolicy-v1alpha2-resourcelist.json",
-        )],
-    )
-    .route(
-        "GET",
-        &format!("{LEASES}/{LEASE_NAME}"),
-        |_| true,
-        vec![not_found("leases.coordination.k8s.io", LEASE_NAME)],
-    )
-    .route("POST", LEASES, |_| true, vec![Reply::Echo(201)])
-    // monitoring already has a report (at RV 429); the first PUT meets a newer write.
-    .route(
-        "GET",
-        &mon,
-        |_| true,
-        vec![Reply::json(200, "08g-policyreport-get-200.json")],
-    )
-    .route(
-        "PUT",
-        &mon,
-        |_| true,
-        vec![
-            Reply::json(409, "08k-policyreport-put-stale-rv-409.json"),
-            Reply::json(200, "08h-policyreport-put-200.json"),
-        ],
-    );
+    api.lists(vec![Reply::json(200, "01-list-all.json")])
+        // logging/watch-probe is created, changed and deleted.
+        .route(
+            "GET",
+            ALL,
+            |q| is_watch(q) && has(q, "resourceVersion=227"),
+            vec![Reply::watch("04-watch.ndjson")],
+        )
+        .route("GET", ALL, is_watch, vec![Reply::Hang])
+        .route(
+            "GET",
+            DISCOVERY,
+            |_| true,
+            vec![Reply::json(
+                200,
+                "08c-discovery-wgpolicy-v1alpha2-resourcelist.json",
+            )],
+        )
+        .route(
+            "GET",
+            &format!("{LEASES}/{LEASE_NAME}"),
+            |_| true,
+            vec![not_found("leases.coordination.k8s.io", LEASE_NAME)],
+        )
+        .route("POST", LEASES, |_| true, vec![Reply::Echo(201)])
+        // monitoring already has a report (at RV 429); the first PUT meets a newer write.
+        .route(
+            "GET",
+            &mon,
+            |_| true,
+            vec![Reply::json(200, "08g-policyreport-get-200.json")],
+        )
+        .route(
+            "PUT",
+            &mon,
+            |_| true,
+            vec![
+                Reply::json(409, "08k-policyreport-put-stale-rv-409.json"),
+                Reply::json(200, "08h-policyreport-put-200.json"),
+            ],
+        );
     for ns in ["logging", "kube-system"] {
         api.route(
             "GET",

@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use daemonset_guard::admission::Policies;
 use daemonset_guard::audit::background::{watch, Audit, AuditMetrics, NoSink};
 use daemonset_guard::config::Policy;
-use fake_apiserver::{fixture, has, has_key, is_watch, FakeApi, Reply};
+use fake_apiserver::{fixture, has, has_key, is_watch, FakeApi, Reply, ALL};
 use kube::runtime::watcher;
 use prometheus_client::registry::Registry;
 
-const ALL: &str = "/apis/apps/v1/daemonsets";
 const TOKEN2: &str =
     "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MjI5LCJzdGFydCI6ImxvZ2dpbmcvZmx1ZW50LWJpdFx1MDAwMCJ9";
 const TOKEN3: &str =
@@ -118,20 +117,15 @@ fn first_lines(name: &str, n: usize) -> Reply {
 #[test]
 fn the_watch_resumes_from_the_last_resource_version() {
     let api = FakeApi::start();
-    api.route(
-        "GET",
-        ALL,
-        |q| !is_watch(q),
-        vec![Reply::json(200, "01-list-all.json")],
-    )
-    // ADDED and MODIFIED of logging/watch-probe, then the stream ends.
-    .route(
-        "GET",
-        ALL,
-        watch_at("227"),
-        vec![first_lines("04-watch.ndjson", 2)],
-    )
-    .route("GET", ALL, is_watch, vec![Reply::Hang]);
+    api.lists(vec![Reply::json(200, "01-list-all.json")])
+        // ADDED and MODIFIED of logging/watch-probe, then the stream ends.
+        .route(
+            "GET",
+            ALL,
+            watch_at("227"),
+            vec![first_lines("04-watch.ndjson", 2)],
+        )
+        .route("GET", ALL, is_watch, vec![Reply::Hang]);
     let run = start(&api, watcher::Config::default());
     eventually("a watch from 235", || {
         api.lines()
@@ -156,19 +150,14 @@ fn the_watch_resumes_from_the_last_resource_version() {
 #[test]
 fn a_deleted_daemonset_loses_its_series_and_a_bookmark_moves_the_resume_point() {
     let api = FakeApi::start();
-    api.route(
-        "GET",
-        ALL,
-        |q| !is_watch(q),
-        vec![Reply::json(200, "01-list-all.json")],
-    )
-    .route(
-        "GET",
-        ALL,
-        watch_at("227"),
-        vec![Reply::watch("04-watch.ndjson")],
-    )
-    .route("GET", ALL, is_watch, vec![Reply::Hang]);
+    api.lists(vec![Reply::json(200, "01-list-all.json")])
+        .route(
+            "GET",
+            ALL,
+            watch_at("227"),
+            vec![Reply::watch("04-watch.ndjson")],
+        )
+        .route("GET", ALL, is_watch, vec![Reply::Hang]);
     let run = start(&api, watcher::Config::default());
     eventually("a watch from the bookmark's 236", || {
         api.lines()
@@ -189,15 +178,10 @@ fn a_deleted_daemonset_loses_its_series_and_a_bookmark_moves_the_resume_point() 
 fn an_expired_watch_error_event_relists() {
     let api = FakeApi::start();
     // The relist answers a later state (RV 410).
-    api.route(
-        "GET",
-        ALL,
-        |q| !is_watch(q),
-        vec![
-            Reply::json(200, "01-list-all.json"),
-            Reply::json(200, "05h-list-old-rv-notolderthan-200.json"),
-        ],
-    )
+    api.lists(vec![
+        Reply::json(200, "01-list-all.json"),
+        Reply::json(200, "05h-list-old-rv-notolderthan-200.json"),
+    ])
     .route(
         "GET",
         ALL,
@@ -294,13 +278,12 @@ fn forbidden_is_counted_and_retried() {
 #[test]
 fn a_policy_reload_re_evaluates_every_daemonset() {
     let api = FakeApi::start();
-    api.route(
+    api.lists(vec![Reply::json(200, "01-list-all.json")]).route(
         "GET",
         ALL,
-        |q| !is_watch(q),
-        vec![Reply::json(200, "01-list-all.json")],
-    )
-    .route("GET", ALL, is_watch, vec![Reply::Hang]);
+        is_watch,
+        vec![Reply::Hang],
+    );
     let run = start(&api, watcher::Config::default());
     eventually("five audited", || run.names().len() == 5);
     let rule = "rule=\"resources-requests-missing\"";

@@ -107,6 +107,9 @@ pub fn has_key(query: &str, key: &str) -> bool {
     query.split('&').any(|p| p.split('=').next() == Some(key))
 }
 
+/// The path of every namespace's DaemonSets.
+pub const ALL: &str = "/apis/apps/v1/daemonsets";
+
 /// Whether the query asks for a watch.
 pub fn is_watch(query: &str) -> bool {
     has(query, "watch=true") || has(query, "watch=1")
@@ -169,6 +172,11 @@ impl FakeApi {
             served: 0,
         });
         self
+    }
+
+    /// Lists of every namespace's DaemonSets (`GET ALL` without `watch`) answer `replies`.
+    pub fn lists(&self, replies: Vec<Reply>) -> &Self {
+        self.route("GET", ALL, |q| !is_watch(q), replies)
     }
 
     /// Every request so far, in order.
