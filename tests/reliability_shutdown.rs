@@ -102,7 +102,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
             .unwrap_or_else(|_| panic!("{name}: no answer during the drain"))
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.log()));
         assert_eq!(r.status, 200, "{name}: {}", r.text());
-        assert_eq!(answer(&r.body).unwrap(), expected(ep, &body), "{name}");
+        assert_eq!(answer(&r.body).unwrap(), golden(ep, &name), "{name}");
     }
 
     let status = server
@@ -138,7 +138,19 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
         .arg("--drain-timeout")
         .arg("10s")
         .start();
-    let fixtures = Arc::new(fixtures());
+    // Each fixture with the reviewed answers of /validate (fresh connections) and /mutate (HTTP/2).
+    let fixtures: Arc<Vec<_>> = Arc::new(
+        fixtures()
+            .into_iter()
+            .map(|(name, body)| {
+                let want = (
+                    golden(Endpoint::Validate, &name),
+                    golden(Endpoint::Mutate, &name),
+                );
+                (name, body, want)
+            })
+            .collect(),
+    );
     let signalled = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let after_signal: Arc<Vec<AtomicUsize>> =
@@ -158,7 +170,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
             let mut i = w;
             while !stop.load(Ordering::SeqCst) {
                 let late = signalled.load(Ordering::SeqCst);
-                let (name, body) = &fixtures[i % fixtures.len()];
+                let (name, body, (want, _)) = &fixtures[i % fixtures.len()];
                 i += 1;
                 let outcome = async {
                     let mut tls = tls_connect(addr, config.clone())
@@ -173,8 +185,9 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
                     if r.status != 200 {
                         return Err(format!("status {}: {}", r.status, r.text()));
                     }
-                    if answer(&r.body)? != expected(Endpoint::Validate, body) {
-                        return Err("wrong answer".into());
+                    let got = answer(&r.body)?;
+                    if &got != want {
+                        return Err(format!("wrong answer {got:?}, want {want:?}"));
                     }
                     Ok(())
                 }
@@ -197,7 +210,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 let late = signalled.load(Ordering::SeqCst);
-                let (name, body) = &fixtures[i % fixtures.len()];
+                let (name, body, (_, want)) = &fixtures[i % fixtures.len()];
                 i += 1;
                 let outcome = async {
                     let r = h2
@@ -211,8 +224,9 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
                         return Err(format!("HTTP/2 status {}", r.status()));
                     }
                     let bytes = r.bytes().await.map_err(|e| e.to_string())?;
-                    if answer(&bytes)? != expected(Endpoint::Mutate, body) {
-                        return Err("HTTP/2: wrong answer".into());
+                    let got = answer(&bytes)?;
+                    if &got != want {
+                        return Err(format!("HTTP/2: wrong answer {got:?}, want {want:?}"));
                     }
                     Ok(())
                 }
@@ -242,7 +256,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
     }
 
     // A request in flight across the whole delay: half its body now, the rest after the close.
-    let (name, body) = fixtures[0].clone();
+    let (name, body, _) = fixtures[0].clone();
     let mut held = server.tls(&[b"http/1.1"]).await.unwrap();
     held.write_all(post_head("/validate", body.len()).as_bytes())
         .await
@@ -334,10 +348,7 @@ async fn sigterm_with_a_shutdown_delay_keeps_accepting_and_answering_under_load(
         .unwrap_or_else(|_| panic!("{name}: no answer during the drain"))
         .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.log()));
     assert_eq!(r.status, 200, "{name}: {}", r.text());
-    assert_eq!(
-        answer(&r.body).unwrap(),
-        expected(Endpoint::Validate, &body)
-    );
+    assert_eq!(answer(&r.body).unwrap(), golden(Endpoint::Validate, &name));
 
     let status = server
         .wait_exit_within(PATIENCE)

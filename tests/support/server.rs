@@ -16,8 +16,8 @@ use tokio_rustls::client::TlsStream;
 use daemonset_guard::admission::Endpoint;
 
 use super::{
-    answer, bin, client, client_config, expected, get, post_review, tls_connect, Ca, Http,
-    SecretDir, PATIENCE,
+    answer, bin, client, client_config, get, golden, post_review, tls_connect, Ca, Http, SecretDir,
+    PATIENCE,
 };
 
 /// Lines of server output kept for [`Server::logs`] (stdout and stderr together).
@@ -386,14 +386,15 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 impl Server {
-    /// A valid request still gets a correct answer.
+    /// A valid request still gets its reviewed answer.
     pub async fn assert_serving(&self) {
-        let (_, body) = &super::fixtures()[0];
-        let resp = post_review(&self.http(Http::H1), &self.url("/validate"), body.clone())
+        const FIXTURE: &str = "create-busybox-minimal.json";
+        let body = super::fixture(FIXTURE);
+        let resp = post_review(&self.http(Http::H1), &self.url("/validate"), body)
             .await
             .unwrap_or_else(|e| panic!("server no longer serving: {e}\n{}", self.log()));
         assert_eq!(resp.status(), 200);
         let got = answer(&resp.bytes().await.unwrap()).unwrap();
-        assert_eq!(got, expected(Endpoint::Validate, body));
+        assert_eq!(got, golden(Endpoint::Validate, FIXTURE));
     }
 }
