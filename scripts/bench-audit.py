@@ -180,7 +180,7 @@ def main():
         scrape_cpu = (proc(s.p.pid)[0] - c0) / SCRAPES
         cpu -= polls * scrape_cpu
 
-        # A policy reload re-evaluates every DaemonSet from what the audit kept.
+        # A policy reload lists every DaemonSet again and re-evaluates each.
         mark = len(s.lines)
         before, _, _ = proc(s.p.pid)
         text = open(policy).read()

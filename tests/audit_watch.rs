@@ -302,6 +302,15 @@ fn a_policy_reload_re_evaluates_every_daemonset() {
             .iter()
             .any(|l| l.contains(rule))
     });
-    // Nothing was listed again: the objects in memory were re-evaluated.
-    assert_eq!(api.lines().len(), 2);
+    // The audit keeps no objects: the reload listed every DaemonSet again, then watched on.
+    eventually("a list and a watch after the reload", || {
+        api.lines().len() == 4
+    });
+    let lines = api.lines();
+    let query = |l: &str| l.split_once('?').map_or("", |(_, q)| q).to_string();
+    assert!(
+        !is_watch(&query(&lines[2])) && is_watch(&query(&lines[3])),
+        "{lines:?}"
+    );
+    assert_eq!(run.names().len(), 5);
 }
