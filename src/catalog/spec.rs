@@ -76,9 +76,9 @@ pub const RULES: &[RuleInfo] = &[
         api_server_rejects: true,
         family: Family::Spec,
         default_mode: Mode::Enforce,
-        summary: "Container ports are valid: containerPort and hostPort 1-65535, names IANA service names unique in the container, protocol TCP, UDP or SCTP.",
+        summary: "Container ports are valid: containerPort and hostPort 1-65535, names IANA service names unique in the container, protocol TCP, UDP or SCTP; no hostPort claimed twice (same protocol and hostIP) by the containers or within one init container; with hostNetwork, a container's hostPort equals its containerPort.",
         why: "The API server rejects the pod template otherwise.",
-        fix: "Use a port from 1 to 65535; a name of at most 15 lowercase letters, digits and single '-' with at least one letter (metrics, http-2); protocol TCP (the default), UDP or SCTP.",
+        fix: "Use a port from 1 to 65535; a name of at most 15 lowercase letters, digits and single '-' with at least one letter (metrics, http-2); protocol TCP (the default), UDP or SCTP; a hostPort of its own for each port; with hostNetwork, no hostPort or the containerPort.",
     },
     RuleInfo {
         id: DNS_POLICY_INVALID,

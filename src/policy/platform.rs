@@ -9,58 +9,55 @@
 //! plus host paths that exist only on Linux. Windows-only are `windowsOptions` (which it forbids
 //! for `spec.os.name: linux`), hostProcess containers and Windows host paths.
 
-use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, PodSecurityContext, PodSpec, SecurityContext,
-};
+use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, SecurityContext};
 use serde_json::json;
 
 use super::{add_op, Ctx};
 use crate::catalog::platform::{LINUX_UNPINNED, WINDOWS_UNPINNED};
+use crate::k8s::nodeaffinity::{self, KnownLabels, Label, Match};
 use crate::k8s::pointer::escape_token;
 use crate::vocab::Family;
 
 /// The well-known node label the kubelet sets to the node's OS (`linux` or `windows`).
 pub const OS_LABEL: &str = "kubernetes.io/os";
-/// Its deprecated beta name, still honoured in selectors written for older clusters.
-const BETA_OS_LABEL: &str = "beta.kubernetes.io/os";
+/// Its deprecated beta name, which the kubelet still sets next to it (`initialNode`, from
+/// kubeletapis.LabelOS) and selectors written for older clusters still use.
+pub(crate) const BETA_OS_LABEL: &str = "beta.kubernetes.io/os";
+
+/// A node known only by its OS labels.
+struct OsNode<'a>(&'a str);
+
+impl KnownLabels for OsNode<'_> {
+    fn label(&self, key: &str) -> Label<'_> {
+        if key == OS_LABEL || key == BETA_OS_LABEL {
+            Label::Value(self.0)
+        } else {
+            Label::Unknown
+        }
+    }
+}
 
 /// Whether the scheduler may place the pod on a node whose `kubernetes.io/os` label is `os`,
-/// judging by nodeSelector and required node affinity alone. Terms that do not mention the OS
-/// label are assumed to match some node of that OS.
+/// judging by nodeSelector and required node affinity alone. Requirements on other labels are
+/// assumed to hold on some node of that OS.
 pub(crate) fn schedulable_on(pod: &PodSpec, os: &str) -> bool {
-    let selector_ok = pod.node_selector.as_ref().is_none_or(|sel| {
-        [OS_LABEL, BETA_OS_LABEL]
-            .iter()
-            .all(|k| sel.get(*k).is_none_or(|v| v == os))
-    });
-    if !selector_ok {
+    let node = OsNode(os);
+    if pod
+        .node_selector
+        .as_ref()
+        .is_some_and(|sel| nodeaffinity::node_selector(sel, &node) == Match::Never)
+    {
         return false;
     }
     match super::required_node_terms(pod) {
         // No required affinity, or an empty list of terms (which the API server rejects):
         // no constraint from here.
         None | Some([]) => true,
-        // Terms are ORed; the requirements of one term are ANDed. An empty term matches no node.
-        Some(terms) => terms.iter().any(|t| {
-            let exprs = t.match_expressions.as_deref().unwrap_or_default();
-            let fields = t.match_fields.as_deref().unwrap_or_default();
-            (!exprs.is_empty() || !fields.is_empty()) && exprs.iter().all(|r| expr_allows(r, os))
-        }),
-    }
-}
-
-/// Whether one requirement can hold on a node labelled `kubernetes.io/os=os`.
-fn expr_allows(r: &NodeSelectorRequirement, os: &str) -> bool {
-    if r.key != OS_LABEL && r.key != BETA_OS_LABEL {
-        return true;
-    }
-    let listed = r.values.iter().flatten().any(|v| v == os);
-    match r.operator.as_str() {
-        "In" => listed,
-        "NotIn" => !listed,
-        "Exists" => true,
-        // DoesNotExist, and Gt/Lt on a non-integer value, never hold on a labelled node.
-        _ => false,
+        // Terms are ORed. A term with an operator the scheduler does not support matches no
+        // node, as in the scheduler (the API server rejects it anyway).
+        Some(terms) => terms
+            .iter()
+            .any(|t| nodeaffinity::term(t, &node).may(false)),
     }
 }
 
@@ -453,6 +450,38 @@ mod tests {
             let p = pod(spec.clone());
             assert_eq!(schedulable_on(&p, "linux"), linux, "linux: {spec}");
             assert_eq!(schedulable_on(&p, "windows"), windows, "windows: {spec}");
+        }
+    }
+
+    /// A term the scheduler cannot parse matches no node, whatever label it is on
+    /// (`nodeSelectorRequirementsAsSelector`, `labels.NewRequirement`): before the shared
+    /// matcher, a bad operator or values on a label other than the OS one counted as passing.
+    /// `Gt: ["x"]` even passes the API server's validation (it only counts the values).
+    #[test]
+    fn terms_the_scheduler_cannot_parse_select_no_node() {
+        let c = json!([{"name": "a"}]);
+        let aff = |expr: Value| json!({"containers": c, "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}});
+        for expr in [
+            json!({"key": "zone", "operator": "in", "values": ["a"]}),
+            json!({"key": "tier", "operator": "Gt", "values": ["x"]}),
+            json!({"key": "tier", "operator": "Lt", "values": ["1", "2"]}),
+            json!({"key": "zone", "operator": "In", "values": []}),
+            json!({"key": "gpu", "operator": "Exists", "values": ["yes"]}),
+        ] {
+            let p = pod(aff(expr.clone()));
+            assert!(!schedulable_on(&p, "linux"), "{expr}");
+            assert!(!schedulable_on(&p, "windows"), "{expr}");
+        }
+        // The same labels with requirements the scheduler parses leave both OSes open.
+        for expr in [
+            json!({"key": "zone", "operator": "In", "values": ["a"]}),
+            json!({"key": "tier", "operator": "Gt", "values": ["1"]}),
+        ] {
+            let p = pod(aff(expr.clone()));
+            assert!(
+                schedulable_on(&p, "linux") && schedulable_on(&p, "windows"),
+                "{expr}"
+            );
         }
     }
 

@@ -6,7 +6,7 @@
 //! wrong: containers, their names, images and ports, dnsPolicy and nodeSelector. Each finding
 //! names the field the API server names.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
@@ -98,8 +98,13 @@ fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
     for slot in &regular {
         check_container(ctx, slot, &mut names);
     }
-    // validateHostNetwork: with hostNetwork, a container's hostPort is its containerPort
-    // (defaulting fills an unset hostPort, so only an explicit other value is wrong).
+    // validateContainers: host ports must be unique across all regular containers.
+    host_port_conflicts(ctx, &regular);
+    // validatePodHostNetworkDeps: with hostNetwork, a regular container's hostPort is its
+    // containerPort. It looks at `containers` only: an init container's hostPort (restartable
+    // sidecar or not) is not checked, neither in the template nor later in the Pod. In a
+    // template 0 (unset) passes: only SetDefaults_Pod fills hostPort from containerPort
+    // (defaultHostNetworkPorts), when the DaemonSet controller creates the Pod.
     if pod.host_network == Some(true) {
         for slot in &regular {
             for (j, port) in slot.container.ports.iter().flatten().enumerate() {
@@ -122,6 +127,9 @@ fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
     }
     for slot in &init {
         check_container(ctx, slot, &mut names);
+        // validateInitContainers checks each init container on its own, restartable or not:
+        // they start one after the other, so only ports of the same one can collide.
+        host_port_conflicts(ctx, std::slice::from_ref(slot));
     }
 
     if let Some(policy) = pod.dns_policy.as_deref().filter(|p| !p.is_empty()) {
@@ -270,6 +278,55 @@ fn check_container<'a>(ctx: &mut Ctx<'_>, slot: &Slot<'a>, names: &mut BTreeSet<
                     .unwrap_or_default();
                 report(ctx, "protocol", format!("{here}.protocol {protocol:?} is not supported; use TCP (the default), UDP or SCTP{hint}"));
             }
+        }
+    }
+}
+
+/// `checkHostPortConflicts` / `AccumulateUniqueHostPorts` over `slots`: a port claims its
+/// protocol, hostIP and hostPort on the node, and a second claim of the same triple is rejected
+/// at the later port. hostPort 0 claims nothing; an empty protocol counts as TCP (the API server
+/// defaults it before validating, SetObjectDefaults_DaemonSet); hostIP is compared as written.
+fn host_port_conflicts(ctx: &mut Ctx<'_>, slots: &[Slot<'_>]) {
+    // (protocol, hostIP, hostPort) -> (slot, port) of the first claim.
+    let mut claimed: BTreeMap<(&str, &str, i32), (usize, usize)> = BTreeMap::new();
+    for (i, slot) in slots.iter().enumerate() {
+        for (j, port) in slot.container.ports.iter().flatten().enumerate() {
+            let Some(host) = port.host_port.filter(|h| *h != 0) else {
+                continue;
+            };
+            let protocol = port
+                .protocol
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or("TCP");
+            let host_ip = port.host_ip.as_deref().unwrap_or("");
+            let Some(&(fi, fj)) = claimed.get(&(protocol, host_ip, host)) else {
+                claimed.insert((protocol, host_ip, host), (i, j));
+                continue;
+            };
+            let on = match host_ip {
+                "" => protocol.to_string(),
+                ip => format!("{protocol}, hostIP {ip}"),
+            };
+            let by = if fi == i {
+                let kind = if slot.label.starts_with("init") {
+                    "init container"
+                } else {
+                    "container"
+                };
+                format!("ports[{fj}] of the same {kind}")
+            } else {
+                format!("{}.ports[{fj}]", slots[fi].label)
+            };
+            ctx.report(
+                PORT_INVALID,
+                slot.container.image.as_deref(),
+                format!("{}/ports/{j}/hostPort", slot.pointer),
+                format!(
+                    "spec.template.spec.{}.ports[{j}].hostPort {host} ({on}) is also claimed by {by}; the API server rejects two ports on the same hostPort, protocol and hostIP: change one hostPort or drop the duplicate",
+                    slot.label
+                ),
+            );
         }
     }
 }
@@ -488,6 +545,13 @@ mod tests {
                 vec![],
             ),
             (
+                "hostNetwork, init container or sidecar with another hostPort",
+                json!({"containers": [{"name": "a", "image": "a"}], "hostNetwork": true, "initContainers": [
+                    {"name": "i", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}]},
+                    {"name": "s", "image": "s", "restartPolicy": "Always", "ports": [{"containerPort": 81, "hostPort": 8081}]}]}),
+                vec![],
+            ),
+            (
                 "protocol lowercase",
                 with("ports", json!([{"containerPort": 80, "protocol": "tcp"}])),
                 vec![(PORT_INVALID, format!("{C0}/ports/0/protocol"))],
@@ -555,6 +619,131 @@ mod tests {
                 .filter(|f| f.rule.starts_with("spec-"))
                 .all(|f| f.denies() && !f.message.is_empty()));
         }
+    }
+
+    /// Host port uniqueness as validateContainers (every regular container against the others)
+    /// and validateInitContainers (each init container on its own, sidecar or not) check it with
+    /// checkHostPortConflicts: the key is protocol (empty defaulted to TCP), hostIP as written
+    /// and hostPort, 0 is skipped, and the later port is named.
+    #[test]
+    fn host_ports_are_unique_where_the_api_server_says() {
+        let c =
+            |name: &str, p: Value| json!({"name": name, "image": "example.com/x:1", "ports": p});
+        let sidecar = |name: &str, p: Value| {
+            let mut v = c(name, p);
+            v["restartPolicy"] = json!("Always");
+            v
+        };
+        let hp = |container: u16, host: u16| json!({"containerPort": container, "hostPort": host});
+        type Case<'a> = (&'a str, Value, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "two containers, same hostPort",
+                json!({"containers": [c("a", json!([hp(80, 8080)])), c("b", json!([hp(81, 8080)]))]}),
+                vec!["/spec/template/spec/containers/1/ports/0/hostPort"],
+            ),
+            (
+                "one container, same hostPort twice",
+                json!({"containers": [c("a", json!([hp(80, 8080), hp(81, 8080)]))]}),
+                vec!["/spec/template/spec/containers/0/ports/1/hostPort"],
+            ),
+            (
+                "three claims: the second and the third are named",
+                json!({"containers": [c("a", json!([hp(80, 8080)])), c("b", json!([hp(81, 8080), hp(82, 8080)]))]}),
+                vec![
+                    "/spec/template/spec/containers/1/ports/0/hostPort",
+                    "/spec/template/spec/containers/1/ports/1/hostPort",
+                ],
+            ),
+            (
+                "empty protocol is TCP",
+                json!({"containers": [c("a", json!([hp(80, 8080)])), c("b", json!([{"containerPort": 81, "hostPort": 8080, "protocol": "TCP"}]))]}),
+                vec!["/spec/template/spec/containers/1/ports/0/hostPort"],
+            ),
+            (
+                "other protocol",
+                json!({"containers": [c("a", json!([hp(80, 8080)])), c("b", json!([{"containerPort": 81, "hostPort": 8080, "protocol": "UDP"}]))]}),
+                vec![],
+            ),
+            (
+                "other hostIP, and 0.0.0.0 is not the empty hostIP",
+                json!({"containers": [c("a", json!([hp(80, 8080), {"containerPort": 81, "hostPort": 8080, "hostIP": "0.0.0.0"}, {"containerPort": 82, "hostPort": 8080, "hostIP": "10.0.0.1"}]))]}),
+                vec![],
+            ),
+            (
+                "same hostIP",
+                json!({"containers": [c("a", json!([{"containerPort": 81, "hostPort": 8080, "hostIP": "10.0.0.1"}, {"containerPort": 82, "hostPort": 8080, "hostIP": "10.0.0.1"}]))]}),
+                vec!["/spec/template/spec/containers/0/ports/1/hostPort"],
+            ),
+            (
+                "no hostPort, or 0, claims nothing",
+                json!({"containers": [c("a", json!([{"containerPort": 80}, {"containerPort": 80, "hostPort": 0}])), c("b", json!([{"containerPort": 80, "hostPort": 0}]))]}),
+                vec![],
+            ),
+            (
+                "init container, same hostPort twice",
+                json!({"containers": [c("a", json!([hp(80, 8080)]))], "initContainers": [c("i", json!([hp(80, 9000)])), c("j", json!([hp(80, 9090), hp(81, 9090)]))]}),
+                vec!["/spec/template/spec/initContainers/1/ports/1/hostPort"],
+            ),
+            (
+                "sidecar, same hostPort twice",
+                json!({"containers": [c("a", json!([]))], "initContainers": [sidecar("s", json!([hp(80, 9090), hp(81, 9090)]))]}),
+                vec!["/spec/template/spec/initContainers/0/ports/1/hostPort"],
+            ),
+            (
+                "init containers and sidecars against each other and the containers",
+                json!({"containers": [c("a", json!([hp(80, 8080)]))], "initContainers": [
+                    c("i", json!([hp(80, 8080)])), c("j", json!([hp(80, 8080)])), sidecar("s", json!([hp(80, 8080)]))]}),
+                vec![],
+            ),
+        ];
+        for (what, pod, want) in cases {
+            let mut v = clean();
+            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
+            v["spec"]["template"]["spec"] = pod;
+            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
+            let e = eval(v);
+            let got: Vec<&str> = e
+                .findings
+                .iter()
+                .filter(|f| f.rule == PORT_INVALID)
+                .map(|f| f.path.as_str())
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn host_port_messages_name_both_claims() {
+        let mut v = clean();
+        v["spec"]["template"]["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "hostPort": 8080, "protocol": "UDP", "hostIP": "10.0.0.1"}]);
+        let mut second = v["spec"]["template"]["spec"]["containers"][0].clone();
+        second["name"] = json!("second");
+        v["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(second);
+        v["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "init", "image": "example.com/init:1",
+            "ports": [{"containerPort": 80, "hostPort": 9090}, {"containerPort": 81, "hostPort": 9090}]}]);
+        let e = eval(v);
+        let messages: Vec<&str> = e
+            .findings
+            .iter()
+            .filter(|f| f.rule == PORT_INVALID)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            vec![
+                "spec.template.spec.containers[1].ports[0].hostPort 8080 (UDP, hostIP 10.0.0.1) is also claimed by containers[0].ports[0]; the API server rejects two ports on the same hostPort, protocol and hostIP: change one hostPort or drop the duplicate",
+                "spec.template.spec.initContainers[0].ports[1].hostPort 9090 (TCP) is also claimed by ports[0] of the same init container; the API server rejects two ports on the same hostPort, protocol and hostIP: change one hostPort or drop the duplicate",
+            ]
+        );
+        assert!(e
+            .findings
+            .iter()
+            .filter(|f| f.rule == PORT_INVALID)
+            .all(|f| f.denies()));
     }
 
     #[test]

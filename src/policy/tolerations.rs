@@ -4,18 +4,17 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Toleration};
+use k8s_openapi::api::core::v1::{PodSpec, Toleration};
 use serde_json::{json, Value};
 
+use super::platform::{BETA_OS_LABEL, OS_LABEL};
 use super::{add_op, Ctx};
 use crate::catalog::tolerations::{BLANKET_EXISTS, CONTROL_PLANE_MISSING, INVALID};
 use crate::config::TaintSpec;
+use crate::k8s::nodeaffinity::{self, KnownLabels, Label, Match};
 use crate::vocab::Family;
 
 const TOLERATIONS: &str = "/spec/template/spec/tolerations";
-
-/// The well-known OS label; control-plane nodes run Linux.
-const OS_LABEL: &str = "kubernetes.io/os";
 
 const EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
@@ -147,69 +146,36 @@ pub fn tolerates(t: &Toleration, taint: &TaintSpec) -> bool {
 /// judged only on what is known about them: `labels` (from the policy) and that they run Linux.
 /// Requirements on other labels are assumed to pass.
 pub fn excludes_control_plane(spec: &PodSpec, labels: &BTreeMap<String, String>) -> bool {
-    let selector_excludes = spec
+    let node = ControlPlaneNode(labels);
+    if spec
         .node_selector
-        .iter()
-        .flatten()
-        .any(|(k, v)| known_label(labels, k).is_some_and(|have| have != v));
-    if selector_excludes {
+        .as_ref()
+        .is_some_and(|sel| nodeaffinity::node_selector(sel, &node) == Match::Never)
+    {
         return true;
     }
     let Some(terms) = super::required_node_terms(spec) else {
         return false;
     };
-    // Terms are ORed: excluded only when no term can match a control-plane node.
-    !terms.iter().any(|term| term_may_match(term, labels))
-}
-
-/// The value a control-plane node is known to have for `key`.
-fn known_label<'l>(labels: &'l BTreeMap<String, String>, key: &str) -> Option<&'l str> {
-    match labels.get(key) {
-        Some(v) => Some(v.as_str()),
-        None if key == OS_LABEL => Some("linux"),
-        None => None,
-    }
-}
-
-fn term_may_match(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>) -> bool {
-    let expressions = term.match_expressions.as_deref().unwrap_or_default();
-    let fields = term.match_fields.as_deref().unwrap_or_default();
-    // An empty term selects no node.
-    if expressions.is_empty() && fields.is_empty() {
-        return false;
-    }
-    // Field requirements (metadata.name) are unknown for control-plane nodes: assumed to pass.
-    expressions
+    // Terms are ORed: excluded only when no term can match a control-plane node. The API
+    // server rejects operators the scheduler does not support; do not let them switch the
+    // check off.
+    !terms
         .iter()
-        .all(|r| requirement_may_match(r, known_label(labels, &r.key)))
+        .any(|term| nodeaffinity::term(term, &node).may(true))
 }
 
-/// A node selector requirement against a label value (`None`: unknown label, assumed to pass).
-fn requirement_may_match(r: &NodeSelectorRequirement, have: Option<&str>) -> bool {
-    let Some(have) = have else {
-        return true;
-    };
-    let values = r.values.as_deref().unwrap_or_default();
-    match r.operator.as_str() {
-        "In" => values.iter().any(|v| v == have),
-        "NotIn" => !values.iter().any(|v| v == have),
-        "Exists" => true,
-        "DoesNotExist" => false,
-        op @ ("Gt" | "Lt") => {
-            let (Ok(label), [bound]) = (have.parse::<i64>(), values) else {
-                return false;
-            };
-            let Ok(bound) = bound.parse::<i64>() else {
-                return false;
-            };
-            if op == "Gt" {
-                label > bound
-            } else {
-                label < bound
-            }
+/// A control-plane node: the policy's labels, and the OS labels every kubelet sets (`initialNode`
+/// sets both kubernetes.io/os and beta.kubernetes.io/os), here linux. Other labels are unknown.
+struct ControlPlaneNode<'l>(&'l BTreeMap<String, String>);
+
+impl KnownLabels for ControlPlaneNode<'_> {
+    fn label(&self, key: &str) -> Label<'_> {
+        match self.0.get(key) {
+            Some(v) => Label::Value(v),
+            None if key == OS_LABEL || key == BETA_OS_LABEL => Label::Value("linux"),
+            None => Label::Unknown,
         }
-        // The API server rejects other operators; do not let them switch the check off.
-        _ => true,
     }
 }
 
@@ -791,6 +757,88 @@ mod tests {
         let spec: PodSpec =
             serde_json::from_value(json!({"containers": [], "nodeSelector": {"node-role.kubernetes.io/control-plane": ""}})).unwrap();
         assert!(!excludes_control_plane(&spec, &BTreeMap::new()));
+    }
+
+    /// Every kubelet labels its node beta.kubernetes.io/os as well as kubernetes.io/os
+    /// (`initialNode` in pkg/kubelet/kubelet_node_status.go), so a control-plane node is known to
+    /// carry beta.kubernetes.io/os=linux too; it used to count as an unknown label here.
+    #[test]
+    fn the_beta_os_label_is_known_on_control_plane_nodes() {
+        let labels = BTreeMap::new();
+        let affinity = |expr: Value| json!({"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}});
+        let cases = [
+            (
+                json!({"containers": [], "nodeSelector": {"beta.kubernetes.io/os": "windows"}}),
+                true,
+            ),
+            (
+                json!({"containers": [], "nodeSelector": {"beta.kubernetes.io/os": "linux"}}),
+                false,
+            ),
+            (
+                affinity(
+                    json!({"key": "beta.kubernetes.io/os", "operator": "In", "values": ["windows"]}),
+                ),
+                true,
+            ),
+            (
+                affinity(json!({"key": "beta.kubernetes.io/os", "operator": "DoesNotExist"})),
+                true,
+            ),
+            (
+                affinity(
+                    json!({"key": "beta.kubernetes.io/os", "operator": "NotIn", "values": ["windows"]}),
+                ),
+                false,
+            ),
+        ];
+        for (spec, want) in cases {
+            let parsed: PodSpec = serde_json::from_value(spec.clone()).unwrap();
+            assert_eq!(excludes_control_plane(&parsed, &labels), want, "{spec}");
+        }
+        // The policy's labels still come first.
+        let labels: BTreeMap<String, String> =
+            [(BETA_OS_LABEL.to_string(), "windows".to_string())].into();
+        let parsed: PodSpec = serde_json::from_value(
+            json!({"containers": [], "nodeSelector": {"beta.kubernetes.io/os": "windows"}}),
+        )
+        .unwrap();
+        assert!(!excludes_control_plane(&parsed, &labels));
+    }
+
+    /// An operator the API server rejects does not switch the check off; values the scheduler
+    /// cannot read do, as they do in the scheduler: `Gt: ["x"]` passes the API server's
+    /// validation but `labels.NewRequirement` rejects it, so the term matches no node.
+    #[test]
+    fn unparsable_requirements_on_unknown_labels() {
+        let labels = BTreeMap::new();
+        let affinity = |expr: Value| json!({"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}});
+        let cases = [
+            (
+                json!({"key": "zone", "operator": "in", "values": ["a"]}),
+                false,
+            ),
+            (
+                json!({"key": "kubernetes.io/os", "operator": "Equals", "values": ["windows"]}),
+                false,
+            ),
+            (
+                json!({"key": "tier", "operator": "Gt", "values": ["x"]}),
+                true,
+            ),
+            (
+                json!({"key": "tier", "operator": "Gt", "values": ["1"]}),
+                false,
+            ),
+            (
+                json!({"key": "tier", "operator": "Gt", "values": ["9223372036854775807"]}),
+                true,
+            ),
+        ];
+        for (expr, want) in cases {
+            let parsed: PodSpec = serde_json::from_value(affinity(expr.clone())).unwrap();
+            assert_eq!(excludes_control_plane(&parsed, &labels), want, "{expr}");
+        }
     }
 
     #[test]
