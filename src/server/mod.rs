@@ -486,7 +486,11 @@ fn spawn_lint_listener(
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
                     Ok(listener) => {
-                        let router = http::lint_router(app.clone());
+                        let memory = Arc::new(lint_pool::ListenerMemory::default());
+                        tokio::spawn(memory.clone().return_when_idle());
+                        let router = http::lint_router(app.clone()).layer(
+                            axum::middleware::from_fn_with_state(memory, count_lint_request),
+                        );
                         serve_tls(
                             "lint",
                             listener,
@@ -505,6 +509,17 @@ fn spawn_lint_listener(
             runtime.shutdown_timeout(Duration::from_millis(200));
         })
         .context("cannot start the /lint listener thread")
+}
+
+/// Counts a request on the /lint listener while it is answered, so that the listener can return
+/// its memory when none is left.
+async fn count_lint_request(
+    axum::extract::State(memory): axum::extract::State<Arc<lint_pool::ListenerMemory>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _in_flight = memory.enter();
+    next.run(req).await
 }
 
 /// Accepts and serves TLS connections until `stop` turns true, then drains within the drain
