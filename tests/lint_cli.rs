@@ -865,3 +865,67 @@ mod remote {
         );
     }
 }
+
+/// The help block of `flag` in `--help` output: its line and the lines up to the next flag.
+fn help_block(help: &str, flag: &str) -> Option<String> {
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(flag));
+    let first = lines.next()?;
+    let rest = lines.take_while(|l| !l.trim_start().starts_with('-'));
+    Some(
+        std::iter::once(first)
+            .chain(rest)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// `lint` and `audit` take their policy the same way: the same three flags with the same help,
+/// --config and --remote exclusive, --ca-cert only with --remote, and a --config that cannot be
+/// read is an error of either command before it reads anything else.
+#[test]
+fn lint_and_audit_share_their_policy_flags() {
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .current_dir(ROOT)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", "does/not/exist.kubeconfig")
+            .output()
+            .unwrap()
+    };
+    let lint_help = String::from_utf8(run(&["lint", "--help"]).stdout).unwrap();
+    let audit_help = String::from_utf8(run(&["audit", "--help"]).stdout).unwrap();
+    for flag in ["--config <FILE>", "--remote <URL>", "--ca-cert <FILE>"] {
+        let l = help_block(&lint_help, flag).unwrap_or_else(|| panic!("lint: {flag}"));
+        let a = help_block(&audit_help, flag).unwrap_or_else(|| panic!("audit: {flag}"));
+        assert_eq!(l, a, "{flag}");
+    }
+    for cmd in ["lint", "audit"] {
+        let o = run(&[cmd, "--config", "p.yaml", "--remote", "https://127.0.0.1:1"]);
+        assert_eq!(code(&o), 2, "{cmd}");
+        assert!(
+            stderr(&o).contains("'--config <FILE>' cannot be used with '--remote <URL>'"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        let o = run(&[cmd, "--ca-cert", "ca.pem"]);
+        assert_eq!(code(&o), 2, "{cmd}");
+        assert!(
+            stderr(&o).contains("required arguments were not provided")
+                && stderr(&o).contains("--remote <URL>"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        let o =
+            run(&[cmd, "--config", "does/not/exist.yaml", GOOD]
+                [..if cmd == "lint" { 4 } else { 3 }]);
+        assert_eq!(code(&o), 2, "{cmd}");
+        assert!(
+            stderr(&o).contains("cannot read does/not/exist.yaml"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}

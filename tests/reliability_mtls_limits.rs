@@ -377,3 +377,96 @@ async fn a_body_beyond_the_budget_is_refused_while_small_ones_pass() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
+
+/// The receive windows a server advertises on a fresh HTTP/2 connection: its
+/// SETTINGS_INITIAL_WINDOW_SIZE (a stream's window) and the connection's window (65,535 plus
+/// its WINDOW_UPDATEs on stream 0), read frame by frame (RFC 9113 sections 4.1, 6.5, 6.9) up to
+/// the answer to a PING sent after the server's SETTINGS.
+async fn advertised_windows<S: AsyncReadExt + AsyncWriteExt + Unpin>(mut tls: S) -> (u32, u32) {
+    const DEFAULT_WINDOW: u32 = 65_535;
+    let frame = |kind: u8, flags: u8, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, &[]));
+    tls.write_all(&hello).await.unwrap();
+    let (mut stream_window, mut connection_window) = (None, DEFAULT_WINDOW);
+    loop {
+        let mut head = [0u8; 9];
+        tokio::time::timeout(PATIENCE, tls.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags) = (head[3], head[4]);
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0u8; len];
+        tls.read_exact(&mut payload).await.unwrap();
+        match (kind, flags & 1) {
+            // The server's SETTINGS: acknowledge them, then ping to know when all is read.
+            (0x4, 0) => {
+                for p in payload.chunks_exact(6) {
+                    if u16::from_be_bytes([p[0], p[1]]) == 0x4 {
+                        stream_window = Some(u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
+                    }
+                }
+                let mut out = frame(0x4, 1, &[]);
+                out.extend(frame(0x6, 0, b"windows!"));
+                tls.write_all(&out).await.unwrap();
+            }
+            (0x8, _) if stream == 0 => {
+                connection_window +=
+                    u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                        & 0x7fff_ffff;
+            }
+            (0x6, 1) => break,
+            _ => {}
+        }
+    }
+    (stream_window.unwrap_or(DEFAULT_WINDOW), connection_window)
+}
+
+/// The admission port advertises HTTP/2 windows of 128 KiB per stream and 256 KiB per
+/// connection (the /lint port 128 KiB for both), not hyper's 1 MiB, so a connection can make
+/// the server hold little unread; and a review far larger than both windows still gets its
+/// reviewed answer over HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_windows_are_small_and_large_reviews_still_pass() {
+    let server = Server::builder().start();
+    let admission = advertised_windows(server.tls(&[b"h2"]).await.unwrap()).await;
+    assert_eq!(
+        admission,
+        (128 * 1024, 256 * 1024),
+        "admission (stream, connection)"
+    );
+    let lint = advertised_windows(server.lint_tls(&[b"h2"]).await.unwrap()).await;
+    assert_eq!(lint, (128 * 1024, 128 * 1024), "/lint (stream, connection)");
+
+    // Whitespace between JSON tokens changes nothing: the same review, 1.5 MiB larger.
+    const NAME: &str = "create-calico-node-privileged.json";
+    let review = fixture(NAME);
+    let mut padded = b"{".to_vec();
+    padded.extend(std::iter::repeat_n(b' ', 1536 * 1024));
+    padded.extend_from_slice(&review[review.iter().position(|&b| b == b'{').unwrap() + 1..]);
+    let client = server.http(Http::H2);
+    for (endpoint, path) in [
+        (Endpoint::Validate, "/validate"),
+        (Endpoint::Mutate, "/mutate"),
+    ] {
+        let resp = client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(padded.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(resp.status(), 200, "{path}");
+        let got = answer(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(got, golden(endpoint, NAME), "{path}");
+    }
+    server.assert_serving().await;
+}

@@ -10,6 +10,7 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::lint::remote::Remote;
+use crate::lint::source::{Evaluator, PolicySource};
 use crate::lint::{
     self, lint_text, report, FileReport, Format, InputError, LintOptions, LintQuery,
 };
@@ -27,15 +28,8 @@ pub struct AuditArgs {
     /// Kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Policy file (default: the embedded default policy).
-    #[arg(long, value_name = "FILE", conflicts_with = "remote")]
-    pub config: Option<PathBuf>,
-    /// Evaluate through a running server's /lint (e.g. https://127.0.0.1:8444), with its policy.
-    #[arg(long, value_name = "URL")]
-    pub remote: Option<String>,
-    /// PEM CA certificate(s) to trust for --remote (default: the system bundle).
-    #[arg(long, value_name = "FILE", requires = "remote")]
-    pub ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: PolicySource,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -261,12 +255,8 @@ fn run(args: &AuditArgs) -> Result<u8, String> {
             ));
         }
     }
-    let policy = crate::lint::cli::load_policy(args.config.as_deref())?;
-    // Remote owns a runtime of its own and blocks on it: build it outside ours.
-    let remote = match &args.remote {
-        Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),
-        None => None,
-    };
+    // Remote owns a runtime of its own and blocks on it: set it up outside ours.
+    let Evaluator { policy, remote } = args.source.evaluator()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

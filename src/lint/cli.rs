@@ -5,12 +5,11 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::remote::Remote;
 use super::report::{ErrorKind, InputError, LintOptions, OldObjects, UPDATE_NEEDS_OLD};
+use super::source::{Evaluator, PolicySource};
 use super::stream::{self, Input, Settings, Source};
 use super::text::Style;
 use super::{decode, rule_docs, valid_namespace, Format};
-use crate::config::Policy;
 use crate::policy::{Operation, Policies};
 
 /// When to colour text output.
@@ -29,9 +28,8 @@ pub struct LintArgs {
     /// stdin, which is also the default.
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
-    /// Policy file (default: the embedded default policy).
-    #[arg(long, value_name = "FILE", conflicts_with = "remote")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: PolicySource,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,13 +47,6 @@ pub struct LintArgs {
     /// namespace and name.
     #[arg(long, value_name = "FILE", conflicts_with = "remote")]
     pub old: Option<PathBuf>,
-    /// Lint through a running server's /lint (e.g. https://127.0.0.1:8444), with its policy;
-    /// while it answers 503 (busy), waits as its Retry-After asks, up to 30 s in all.
-    #[arg(long, value_name = "URL")]
-    pub remote: Option<String>,
-    /// PEM CA certificate(s) to trust for --remote (default: the system bundle).
-    #[arg(long, value_name = "FILE", requires = "remote")]
-    pub ca_cert: Option<PathBuf>,
     /// Colour the text report.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
@@ -232,16 +223,6 @@ pub fn run_cli(args: LintArgs) -> ExitCode {
     }
 }
 
-/// The policy of `--config FILE`, or the embedded default: what `lint` and `audit` evaluate with.
-pub(crate) fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
-    let Some(path) = path else {
-        return Ok(Policy::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Policy::from_yaml(&text, &path.display().to_string()).map_err(|e| e.to_string())
-}
-
 /// Lint is a short batch with small heaps, one per thread. mimalloc asks for transparent huge
 /// pages on its arenas, so the first touch of any 2 MiB of a thread's heap faulted in a whole
 /// zeroed huge page: with two threads the peak RSS doubled (the 20,000-document stream in JSON:
@@ -262,11 +243,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
             args.namespace
         ));
     }
-    let policy = load_policy(args.config.as_deref())?;
-    let remote = match &args.remote {
-        Some(url) => Some(Remote::new(url, args.ca_cert.as_deref())?),
-        None => None,
-    };
+    let Evaluator { policy, remote } = args.source.evaluator()?;
     let old = match (&args.old, args.operation) {
         (Some(path), Operation::Update) => {
             let bytes =
@@ -288,7 +265,7 @@ fn run(args: &LintArgs) -> Result<u8, String> {
                 op.as_str()
             ))
         }
-        (None, Operation::Update) if args.remote.is_some() => {
+        (None, Operation::Update) if remote.is_some() => {
             return Err(
                 "--operation UPDATE needs the stored object, which --remote cannot send; \
                  lint locally with --old FILE"

@@ -11,6 +11,7 @@ pub mod load;
 pub(crate) mod remote;
 pub mod report;
 pub mod sarif;
+pub mod source;
 pub mod split;
 mod stream;
 pub mod text;
@@ -26,6 +27,7 @@ pub use report::{
     lint_text, report, ErrorKind, FileReport, FindingReport, InputError, LintOptions, Linted,
     ObjectReport, Report, Skipped, Summary, Verdict, REPORT_VERSION,
 };
+pub use source::PolicySource;
 
 /// The largest `/lint` body accepted: a little above the API server's 3 MiB request limit, since
 /// a body may hold several manifests.

@@ -9,10 +9,12 @@
 //! refused at once with 503 and `Retry-After`: a waiting request would hold its connection and,
 //! over HTTP/2, the connection's flow-control window.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Bytes of memory one byte of `/lint` body takes while it is linted, at the peak: the body
 /// itself, the parsed documents with the position of every value, the per-object reports (each
@@ -163,6 +165,56 @@ impl LintPool {
             .send(job)
             .ok()?;
         rx.await.ok().flatten()
+    }
+}
+
+/// How long the /lint listener stays without a request in flight before it hands its heap back:
+/// long enough for the last answer to be written out, short enough that the memory of a burst is
+/// returned soon after it.
+const LISTENER_IDLE_GRACE: Duration = Duration::from_millis(250);
+
+/// The requests in flight on the /lint listener, which reads bodies (up to 1.3 MiB each with the
+/// default budget) into its own thread's heap and frees them when the answer is written; mimalloc
+/// keeps such memory in the thread's heap until that thread collects it. The lint threads collect
+/// after each request ([`LintPool::new`]); the listener collects once no request has been in
+/// flight for [`LISTENER_IDLE_GRACE`], so once per burst rather than once per request.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerMemory {
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+/// One request on the /lint listener, until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<ListenerMemory>);
+
+impl ListenerMemory {
+    /// Counts a request in flight until the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// Returns the calling thread's freed memory each time the listener goes idle; spawn it on
+    /// the listener's own single-threaded runtime, whose thread holds the heap. Never returns.
+    pub(crate) async fn return_when_idle(self: Arc<Self>) {
+        loop {
+            // A notification sent while this waits below is kept, so a burst that ends during
+            // the grace gets its own collection.
+            self.idle.notified().await;
+            tokio::time::sleep(LISTENER_IDLE_GRACE).await;
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return_memory();
+            }
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_one();
+        }
     }
 }
 

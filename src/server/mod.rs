@@ -338,7 +338,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: args.header_read_timeout,
         max_concurrent_streams: args.max_concurrent_streams,
         drain_timeout: args.drain_timeout,
-        h2_window: None,
+        h2_stream_window: ADMISSION_H2_STREAM_WINDOW,
+        h2_connection_window: ADMISSION_H2_CONNECTION_WINDOW,
     };
     let lint_thread = match lint_listener {
         Some(listener) => Some(spawn_lint_listener(
@@ -347,7 +348,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app.clone(),
             ConnLimits {
                 max_concurrent_streams: LINT_MAX_CONCURRENT_STREAMS,
-                h2_window: Some(LINT_H2_WINDOW),
+                h2_stream_window: LINT_H2_WINDOW,
+                h2_connection_window: LINT_H2_WINDOW,
                 ..limits
             },
             args.lint_max_connections,
@@ -430,14 +432,32 @@ const LINT_MAX_CONCURRENT_STREAMS: u32 = 16;
 /// with hyper's default of 1 MiB, 64 flooding connections held 64 MiB.
 const LINT_H2_WINDOW: u32 = 128 * 1024;
 
+/// HTTP/2 receive window of one admission stream: what a client may send on a stream before the
+/// server reads it. The largest AdmissionReview a real API server sent in the shared fixtures is
+/// 74 KiB (an UPDATE, object and oldObject), so a review of that size arrives in one window with
+/// no WINDOW_UPDATE round trip; a body at --max-body-bytes (3.5 MiB) takes about 28 windows,
+/// each released as the handler reads, which on a cluster network (RTT well under 1 ms) costs a
+/// few milliseconds. hyper's default was 1 MiB.
+const ADMISSION_H2_STREAM_WINDOW: u32 = 128 * 1024;
+
+/// HTTP/2 receive window of one admission connection, shared by its streams: two full stream
+/// windows, so the API server's concurrent reviews on its one connection keep flowing while one
+/// of them is still being read. It bounds what a connection can make the server buffer unread:
+/// at worst --max-connections x 256 KiB, 1 GiB at the default 4096 connections (hyper's default
+/// 1 MiB allowed 4 GiB). Bodies the handlers read are bounded apart, by
+/// --max-buffered-body-bytes.
+const ADMISSION_H2_CONNECTION_WINDOW: u32 = 2 * ADMISSION_H2_STREAM_WINDOW;
+
 /// Timeouts and HTTP/2 limits of one TLS listener.
 #[derive(Clone, Copy, Debug)]
 struct ConnLimits {
     header_read_timeout: Duration,
     max_concurrent_streams: u32,
     drain_timeout: Duration,
-    /// HTTP/2 receive window; `None`: hyper's default.
-    h2_window: Option<u32>,
+    /// HTTP/2 receive window of each stream.
+    h2_stream_window: u32,
+    /// HTTP/2 receive window of a connection, all its streams together.
+    h2_connection_window: u32,
 }
 
 /// Serves POST /lint on a thread of its own with a single-threaded runtime at the lowest CPU
@@ -466,7 +486,11 @@ fn spawn_lint_listener(
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
                     Ok(listener) => {
-                        let router = http::lint_router(app.clone());
+                        let memory = Arc::new(lint_pool::ListenerMemory::default());
+                        tokio::spawn(memory.clone().return_when_idle());
+                        let router = http::lint_router(app.clone()).layer(
+                            axum::middleware::from_fn_with_state(memory, count_lint_request),
+                        );
                         serve_tls(
                             "lint",
                             listener,
@@ -485,6 +509,17 @@ fn spawn_lint_listener(
             runtime.shutdown_timeout(Duration::from_millis(200));
         })
         .context("cannot start the /lint listener thread")
+}
+
+/// Counts a request on the /lint listener while it is answered, so that the listener can return
+/// its memory when none is left.
+async fn count_lint_request(
+    axum::extract::State(memory): axum::extract::State<Arc<lint_pool::ListenerMemory>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _in_flight = memory.enter();
+    next.run(req).await
 }
 
 /// Accepts and serves TLS connections until `stop` turns true, then drains within the drain
@@ -509,8 +544,8 @@ async fn serve_tls(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .initial_stream_window_size(limits.h2_window)
-        .initial_connection_window_size(limits.h2_window)
+        .initial_stream_window_size(limits.h2_stream_window)
+        .initial_connection_window_size(limits.h2_connection_window)
         // Detect dead peers on long-lived HTTP/2 connections (the API server keeps one open).
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));
