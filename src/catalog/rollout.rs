@@ -7,6 +7,7 @@ pub const MAX_UNAVAILABLE_INVALID: &str = "rollout-max-unavailable-invalid";
 pub const MAX_SURGE_INVALID: &str = "rollout-max-surge-invalid";
 pub const CONFLICT: &str = "rollout-surge-unavailable-conflict";
 pub const BOUND: &str = "rollout-max-unavailable-bound";
+pub const SURGE_HOST_PORT: &str = "rollout-surge-host-port";
 
 /// Rules of this family.
 pub const RULES: &[RuleInfo] = &[
@@ -59,5 +60,15 @@ pub const RULES: &[RuleInfo] = &[
         summary: "rollingUpdate.maxUnavailable must not exceed the policy bound (rollout.maxUnavailable, default 25%).",
         why: "maxUnavailable is how many nodes lose their agent at once during a rollout; a bad image then takes down logging, networking or storage on that many nodes before anyone notices.",
         fix: "Lower maxUnavailable to the bound or below, or roll with maxSurge: 1 and maxUnavailable: 0 when the pod uses no hostPort.",
+    },
+    RuleInfo {
+        id: SURGE_HOST_PORT,
+
+        api_server_rejects: false,
+        family: Family::Rollout,
+        default_mode: Mode::Warn,
+        summary: "A DaemonSet that rolls with maxSurge > 0 claims no hostPort (with hostNetwork: true every containerPort is one), in its containers or sidecars.",
+        why: "With maxSurge the controller starts the new pod on a node while the old one still runs there and deletes the old pod only once the new one is available; the scheduler keeps the new pod Pending while the old one holds the host port, so the rollout stalls on its first nodes and never progresses.",
+        fix: "Roll in place with maxSurge: 0 and maxUnavailable: 1 (or more), or drop the hostPort (with hostNetwork: true, the containerPort) when the agent does not need it.",
     },
 ];

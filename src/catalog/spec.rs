@@ -9,6 +9,7 @@ pub const CONTAINERS_MISSING: &str = "spec-containers-missing";
 pub const CONTAINER_NAME_INVALID: &str = "spec-container-name-invalid";
 pub const CONTAINER_IMAGE_INVALID: &str = "spec-container-image-invalid";
 pub const PORT_INVALID: &str = "spec-port-invalid";
+pub const HOST_NETWORK_PORT_CONFLICT: &str = "spec-host-network-port-conflict";
 pub const DNS_POLICY_INVALID: &str = "spec-dns-policy-invalid";
 pub const NODE_SELECTOR_INVALID: &str = "spec-node-selector-invalid";
 
@@ -79,6 +80,15 @@ pub const RULES: &[RuleInfo] = &[
         summary: "Container ports are valid: containerPort and hostPort 1-65535, names IANA service names unique in the container, protocol TCP, UDP or SCTP; no hostPort claimed twice (same protocol and hostIP) by the containers or within one init container; with hostNetwork, a container's hostPort equals its containerPort.",
         why: "The API server rejects the pod template otherwise.",
         fix: "Use a port from 1 to 65535; a name of at most 15 lowercase letters, digits and single '-' with at least one letter (metrics, http-2); protocol TCP (the default), UDP or SCTP; a hostPort of its own for each port; with hostNetwork, no hostPort or the containerPort.",
+    },
+    RuleInfo {
+        id: HOST_NETWORK_PORT_CONFLICT,
+        api_server_rejects: false,
+        family: Family::Spec,
+        default_mode: Mode::Enforce,
+        summary: "With hostNetwork: true, no two ports claim the same hostPort, protocol and hostIP once each unset hostPort takes its containerPort, across the containers or within one init container.",
+        why: "The API server fills hostPort from containerPort in every Pod of a hostNetwork template, not in the template itself, so it accepts the DaemonSet and then rejects each Pod the controller creates as a duplicate hostPort: no pod of the DaemonSet ever runs.",
+        fix: "Give each port its own containerPort (on the host network it is the port the process binds), or drop the duplicate port; two protocols on one port (53/TCP and 53/UDP) are fine.",
     },
     RuleInfo {
         id: DNS_POLICY_INVALID,

@@ -1,14 +1,16 @@
 //! Rule family: rollout. Mirrors the API server's validation of an apps/v1 DaemonSet's
 //! `spec.updateStrategy` (`ValidateDaemonSetUpdateStrategy`, `ValidateRollingUpdateDaemonSet`)
 //! after defaulting, so the linter catches what the cluster would reject, and adds a policy bound
-//! on `maxUnavailable` that explains the blast radius of a rollout.
+//! on `maxUnavailable` that explains the blast radius of a rollout, and a warning for a surge
+//! that the pod's host ports make impossible.
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::Ctx;
+use super::{ContainerRef, Ctx};
 use crate::catalog::rollout::{
-    BOUND, CONFLICT, MAX_SURGE_INVALID, MAX_UNAVAILABLE_INVALID, STRATEGY_INVALID,
+    BOUND, CONFLICT, MAX_SURGE_INVALID, MAX_UNAVAILABLE_INVALID, STRATEGY_INVALID, SURGE_HOST_PORT,
 };
+use crate::k8s::hostports::{holds_ports_while_running, pod_host_port, protocol};
 use crate::k8s::intstr::{api_int_value, parse_int_or_percent, IntOrPercent};
 
 const STRATEGY: &str = "/spec/updateStrategy";
@@ -100,7 +102,90 @@ pub(crate) fn check(ctx: &mut Ctx<'_>) {
     let Ok(unavailable) = unavailable else {
         return;
     };
+    if let Ok(surge) = surge {
+        // Only a strategy the API server accepts rolls at all: maxUnavailable 0 with a non-zero
+        // maxSurge. The controller's SurgeCount rounds a percentage up, so any non-zero value
+        // surges on at least one node.
+        if unavailable.is_zero() && !surge.is_zero() {
+            check_surge_host_ports(ctx, surge);
+        }
+    }
     check_bound(ctx, unavailable, unavailable_set.is_some());
+}
+
+/// A port that the running Pod holds on its node.
+struct HeldPort<'a> {
+    container: ContainerRef<'a>,
+    host_port: i32,
+    protocol: &'a str,
+    host_ip: &'a str,
+    /// The hostPort comes from the hostNetwork default, not from the template.
+    defaulted: bool,
+}
+
+impl HeldPort<'_> {
+    /// `9100/TCP`, with the hostIP when there is one and where the number comes from.
+    fn describe(&self) -> String {
+        let mut out = format!("{}/{}", self.host_port, self.protocol);
+        if !self.host_ip.is_empty() {
+            out.push_str(&format!(" on {}", self.host_ip));
+        }
+        if self.defaulted {
+            out.push_str(" (from containerPort with hostNetwork)");
+        }
+        out
+    }
+}
+
+/// The host ports a Pod of this template holds while it runs, in the order `GetHostPorts`
+/// (pkg/scheduler/util) lists them: restartable init containers, then containers; each hostPort
+/// as the Pod has it after `SetDefaults_Pod`.
+fn held_ports<'a>(ctx: &Ctx<'a>) -> Vec<HeldPort<'a>> {
+    let host_network = ctx.pod_spec().and_then(|p| p.host_network) == Some(true);
+    let mut out = Vec::new();
+    for c in ctx.containers() {
+        if !holds_ports_while_running(c.container, c.init) {
+            continue;
+        }
+        for port in c.container.ports.iter().flatten() {
+            if let Some((host_port, defaulted)) = pod_host_port(port, host_network) {
+                out.push(HeldPort {
+                    container: c,
+                    host_port,
+                    protocol: protocol(port),
+                    host_ip: port.host_ip.as_deref().unwrap_or(""),
+                    defaulted,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Surging with host ports stalls the rollout. The controller (rollingUpdate, pkg/controller/
+/// daemon/update.go) creates the new pod on a node whose old pod is available and deletes the
+/// old pod only once the new one is available (podsShouldBeOnNode keeps both until then). The
+/// scheduler's NodePorts filter (fitsPorts against the node's used ports) finds the old pod
+/// holding the same protocol, hostIP and hostPort and keeps the new pod Pending, so it never
+/// becomes available. KEP-1591 names this conflict; the API server does not reject it
+/// (ValidateRollingUpdateDaemonSet looks at the numbers only). Any port of the template counts:
+/// a new revision that keeps it conflicts with the pods of the current one.
+fn check_surge_host_ports(ctx: &mut Ctx<'_>, surge: IntOrPercent) {
+    let held = held_ports(ctx);
+    let Some(first) = held.first() else {
+        return;
+    };
+    let more = match held.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more)"),
+    };
+    let message = format!(
+        "maxSurge {surge}: the new pod waits for hostPort {} of {}{more} while the old pod holds it, so the rollout stalls; use maxSurge: 0, maxUnavailable: 1, or drop the hostPort",
+        first.describe(),
+        first.container.label(),
+    );
+    let image = first.container.container.image.as_deref();
+    ctx.report(SURGE_HOST_PORT, image, MAX_SURGE_PTR.into(), message);
 }
 
 /// The policy bound on maxUnavailable: like is compared with like; a percentage is compared with a
@@ -136,12 +221,21 @@ fn check_bound(ctx: &mut Ctx<'_>, unavailable: IntOrPercent, set: bool) {
         IntOrPercent::Int(1) => "1 node".to_string(),
         IntOrPercent::Int(n) => format!("{n} nodes"),
     };
+    // Surging is only a way out for a pod that holds no host port (see check_surge_host_ports).
+    let way_out = match held_ports(ctx).first() {
+        None => "lower it, or use maxSurge: 1, maxUnavailable: 0".to_string(),
+        Some(p) => format!(
+            "lower it (maxSurge would stall: {} claims hostPort {})",
+            p.container.label(),
+            p.host_port
+        ),
+    };
     ctx.report(
         BOUND,
         None,
         MAX_UNAVAILABLE_PTR.into(),
         format!(
-            "maxUnavailable {value} stops the agent on up to {down} of {nodes} nodes at once; the policy allows {bound_text}; lower it, or use maxSurge: 1, maxUnavailable: 0"
+            "maxUnavailable {value} stops the agent on up to {down} of {nodes} nodes at once; the policy allows {bound_text}; {way_out}"
         ),
     );
 }
@@ -426,6 +520,172 @@ mod tests {
         assert!(rollout_ids(&e).is_empty());
         let e = eval(rolling(json!({"maxUnavailable": "500%"})));
         assert_eq!(rollout_ids(&e), vec![MAX_UNAVAILABLE_INVALID]);
+    }
+
+    /// The template's pod spec with `patch` merged in, rolled with `ru`.
+    fn surging(ru: Value, patch: Value) -> Value {
+        let mut v = rolling(ru);
+        let pod = v["spec"]["template"]["spec"].as_object_mut().unwrap();
+        for (k, val) in patch.as_object().unwrap() {
+            pod.insert(k.clone(), val.clone());
+        }
+        v
+    }
+
+    fn agent(ports: Value) -> Value {
+        let mut c = clean()["spec"]["template"]["spec"]["containers"][0].clone();
+        c["ports"] = ports;
+        c
+    }
+
+    /// Expected answers from the Kubernetes source: the controller surges only for
+    /// RollingUpdate with a non-zero maxSurge (SurgeCount, rounding a percentage up); the
+    /// scheduler counts hostPort > 0 of containers and restartable init containers
+    /// (GetHostPorts); SetDefaults_Pod fills hostPort from containerPort with hostNetwork
+    /// (defaultHostNetworkPorts, also where hostPort is 0).
+    #[test]
+    fn surge_with_host_ports_table() {
+        let surge = json!({"maxUnavailable": 0, "maxSurge": 1});
+        let sidecar = json!({"name": "proxy", "image": "example.com/proxy:1", "restartPolicy": "Always",
+            "ports": [{"containerPort": 9100, "hostPort": 9100}]});
+        let init = json!({"name": "setup", "image": "example.com/setup:1",
+            "ports": [{"containerPort": 9100, "hostPort": 9100}]});
+        let cases: Vec<(&str, Value, Value, Vec<&str>)> = vec![
+            (
+                "hostPort in a container",
+                surge.clone(),
+                json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+                vec![SURGE_HOST_PORT],
+            ),
+            (
+                "percent surge rounds up to a node",
+                json!({"maxUnavailable": "0%", "maxSurge": "1%"}),
+                json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+                vec![SURGE_HOST_PORT],
+            ),
+            (
+                "containerPort only, pod network: no host port",
+                surge.clone(),
+                json!({"containers": [agent(json!([{"containerPort": 9100}]))]}),
+                vec![],
+            ),
+            (
+                "containerPort with hostNetwork is a host port",
+                surge.clone(),
+                json!({"hostNetwork": true, "containers": [agent(json!([{"containerPort": 9100}]))]}),
+                vec![SURGE_HOST_PORT],
+            ),
+            (
+                "hostPort 0 with hostNetwork is defaulted too",
+                surge.clone(),
+                json!({"hostNetwork": true, "containers": [agent(json!([{"containerPort": 9100, "hostPort": 0}]))]}),
+                vec![SURGE_HOST_PORT],
+            ),
+            (
+                "hostNetwork without ports",
+                surge.clone(),
+                json!({"hostNetwork": true}),
+                vec![],
+            ),
+            (
+                "sidecar with a hostPort",
+                surge.clone(),
+                json!({"initContainers": [sidecar]}),
+                vec![SURGE_HOST_PORT],
+            ),
+            (
+                "init container with a hostPort has exited",
+                surge.clone(),
+                json!({"initContainers": [init.clone()]}),
+                vec![],
+            ),
+            (
+                "init container with hostNetwork has exited",
+                surge.clone(),
+                json!({"hostNetwork": true, "initContainers": [{"name": "setup", "image": "example.com/setup:1", "ports": [{"containerPort": 9100}]}]}),
+                vec![],
+            ),
+            (
+                "rolling in place",
+                json!({"maxUnavailable": 1, "maxSurge": 0}),
+                json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+                vec![],
+            ),
+            (
+                "surge the API server rejects: only the conflict",
+                json!({"maxSurge": 1}),
+                json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+                vec![CONFLICT],
+            ),
+            (
+                "malformed surge: only the invalid value",
+                json!({"maxUnavailable": 0, "maxSurge": "1"}),
+                json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+                vec![MAX_SURGE_INVALID],
+            ),
+        ];
+        for (name, ru, patch, want) in cases {
+            let e = eval(surging(ru, patch));
+            assert_eq!(rollout_ids(&e), want, "{name}");
+            for f in e.findings.iter().filter(|f| f.rule == SURGE_HOST_PORT) {
+                assert_eq!(f.path, MAX_SURGE_PTR, "{name}");
+                assert_eq!(f.mode, Mode::Warn, "{name}");
+                assert!(!f.fixed, "{name}: no mutation");
+            }
+        }
+        // OnDelete never surges (SurgeCount is 0 for any other strategy type).
+        let mut v = surging(
+            surge,
+            json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100}]))]}),
+        );
+        v["spec"]["updateStrategy"]["type"] = json!("OnDelete");
+        assert!(rollout_ids(&eval(v)).is_empty());
+    }
+
+    #[test]
+    fn surge_message_names_the_port_and_the_fix() {
+        let surge = json!({"maxUnavailable": 0, "maxSurge": "10%"});
+        let e = eval(surging(
+            surge.clone(),
+            json!({"containers": [agent(json!([{"containerPort": 9100, "hostPort": 9100, "protocol": "UDP", "hostIP": "10.0.0.1"}, {"containerPort": 9101, "hostPort": 9101}]))]}),
+        ));
+        let f = &e.findings[0];
+        assert_eq!(
+            f.message,
+            "maxSurge 10%: the new pod waits for hostPort 9100/UDP on 10.0.0.1 of container \"agent\" (and 1 more) while the old pod holds it, so the rollout stalls; use maxSurge: 0, maxUnavailable: 1, or drop the hostPort"
+        );
+        assert!(e.allowed(), "a warning does not deny");
+
+        let mut v = surging(
+            surge,
+            json!({"hostNetwork": true, "containers": [agent(json!([{"containerPort": 9100}]))]}),
+        );
+        v["spec"]["template"]["spec"]["containers"][0]["name"] =
+            json!("node-exporter-with-a-long-name");
+        let e = eval(v);
+        let f = &e.findings[0];
+        assert_eq!(
+            f.message,
+            "maxSurge 10%: the new pod waits for hostPort 9100/TCP (from containerPort with hostNetwork) of container \"node-exporter-with-a-long-name\" while the old pod holds it, so the rollout stalls; use maxSurge: 0, maxUnavailable: 1, or drop the hostPort"
+        );
+        assert!(
+            f.message.chars().count() <= crate::policy::decision::WARNING_MAX_CHARS,
+            "{} chars",
+            f.message.chars().count()
+        );
+    }
+
+    /// The bound's advice to surge instead holds only for a pod without host ports.
+    #[test]
+    fn bound_does_not_advise_a_surge_that_would_stall() {
+        let e = eval(surging(
+            json!({"maxUnavailable": "50%", "maxSurge": 0}),
+            json!({"hostNetwork": true, "containers": [agent(json!([{"containerPort": 9100}]))]}),
+        ));
+        assert_eq!(
+            e.findings[0].message,
+            "maxUnavailable 50% stops the agent on up to 50 of 100 nodes at once; the policy allows 25% (25 of 100 nodes); lower it (maxSurge would stall: container \"agent\" claims hostPort 9100)"
+        );
     }
 
     #[test]

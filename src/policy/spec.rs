@@ -14,8 +14,10 @@ use super::selector::{label_key_error, label_value_error};
 use super::Ctx;
 use crate::catalog::spec::{
     ACTIVE_DEADLINE, CONTAINERS_MISSING, CONTAINER_IMAGE_INVALID, CONTAINER_NAME_INVALID,
-    DNS_POLICY_INVALID, NEGATIVE_VALUE, NODE_SELECTOR_INVALID, PORT_INVALID, RESTART_POLICY,
+    DNS_POLICY_INVALID, HOST_NETWORK_PORT_CONFLICT, NEGATIVE_VALUE, NODE_SELECTOR_INVALID,
+    PORT_INVALID, RESTART_POLICY,
 };
+use crate::k8s::hostports::{pod_host_port, protocol};
 
 /// `dnsPolicy` values the API server supports (an empty one is defaulted to ClusterFirst).
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
@@ -99,7 +101,11 @@ fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
         check_container(ctx, slot, &mut names);
     }
     // validateContainers: host ports must be unique across all regular containers.
-    host_port_conflicts(ctx, &regular);
+    let host_network = pod.host_network == Some(true);
+    host_port_conflicts(ctx, &regular, Claims::Template);
+    if host_network {
+        host_port_conflicts(ctx, &regular, Claims::Pod);
+    }
     // validatePodHostNetworkDeps: with hostNetwork, a regular container's hostPort is its
     // containerPort. It looks at `containers` only: an init container's hostPort (restartable
     // sidecar or not) is not checked, neither in the template nor later in the Pod. In a
@@ -129,7 +135,10 @@ fn check_pod(ctx: &mut Ctx<'_>, pod: &PodSpec) {
         check_container(ctx, slot, &mut names);
         // validateInitContainers checks each init container on its own, restartable or not:
         // they start one after the other, so only ports of the same one can collide.
-        host_port_conflicts(ctx, std::slice::from_ref(slot));
+        host_port_conflicts(ctx, std::slice::from_ref(slot), Claims::Template);
+        if host_network {
+            host_port_conflicts(ctx, std::slice::from_ref(slot), Claims::Pod);
+        }
     }
 
     if let Some(policy) = pod.dns_policy.as_deref().filter(|p| !p.is_empty()) {
@@ -282,28 +291,47 @@ fn check_container<'a>(ctx: &mut Ctx<'_>, slot: &Slot<'a>, names: &mut BTreeSet<
     }
 }
 
+/// Which host ports [`host_port_conflicts`] compares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claims {
+    /// As written in the template: what the API server validates on the DaemonSet.
+    Template,
+    /// As every Pod of a hostNetwork template has them after `SetDefaults_Pod`
+    /// (`defaultHostNetworkPorts`: an unset hostPort takes the containerPort), which the API
+    /// server validates on each Pod the DaemonSet controller creates, not on the DaemonSet.
+    Pod,
+}
+
 /// `checkHostPortConflicts` / `AccumulateUniqueHostPorts` over `slots`: a port claims its
 /// protocol, hostIP and hostPort on the node, and a second claim of the same triple is rejected
 /// at the later port. hostPort 0 claims nothing; an empty protocol counts as TCP (the API server
 /// defaults it before validating, SetObjectDefaults_DaemonSet); hostIP is compared as written.
-fn host_port_conflicts(ctx: &mut Ctx<'_>, slots: &[Slot<'_>]) {
-    // (protocol, hostIP, hostPort) -> (slot, port) of the first claim.
-    let mut claimed: BTreeMap<(&str, &str, i32), (usize, usize)> = BTreeMap::new();
+///
+/// With [`Claims::Pod`] only the duplicates that the hostNetwork default creates are reported
+/// (at least one of the two ports has no hostPort in the template): a duplicate of two written
+/// hostPorts is already [`PORT_INVALID`] on the DaemonSet itself.
+fn host_port_conflicts(ctx: &mut Ctx<'_>, slots: &[Slot<'_>], claims: Claims) {
+    // (protocol, hostIP, hostPort) -> (slot, port, whether defaulted) of the first claim.
+    type First = (usize, usize, bool);
+    let mut claimed: BTreeMap<(&str, &str, i32), First> = BTreeMap::new();
     for (i, slot) in slots.iter().enumerate() {
         for (j, port) in slot.container.ports.iter().flatten().enumerate() {
-            let Some(host) = port.host_port.filter(|h| *h != 0) else {
+            let claim = match claims {
+                Claims::Template => port.host_port.filter(|h| *h != 0).map(|h| (h, false)),
+                Claims::Pod => pod_host_port(port, true),
+            };
+            let Some((host, defaulted)) = claim else {
                 continue;
             };
-            let protocol = port
-                .protocol
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .unwrap_or("TCP");
+            let protocol = protocol(port);
             let host_ip = port.host_ip.as_deref().unwrap_or("");
-            let Some(&(fi, fj)) = claimed.get(&(protocol, host_ip, host)) else {
-                claimed.insert((protocol, host_ip, host), (i, j));
+            let Some(&(fi, fj, first_defaulted)) = claimed.get(&(protocol, host_ip, host)) else {
+                claimed.insert((protocol, host_ip, host), (i, j, defaulted));
                 continue;
             };
+            if claims == Claims::Pod && !defaulted && !first_defaulted {
+                continue;
+            }
             let on = match host_ip {
                 "" => protocol.to_string(),
                 ip => format!("{protocol}, hostIP {ip}"),
@@ -318,15 +346,33 @@ fn host_port_conflicts(ctx: &mut Ctx<'_>, slots: &[Slot<'_>]) {
             } else {
                 format!("{}.ports[{fj}]", slots[fi].label)
             };
-            ctx.report(
-                PORT_INVALID,
-                slot.container.image.as_deref(),
-                format!("{}/ports/{j}/hostPort", slot.pointer),
-                format!(
-                    "spec.template.spec.{}.ports[{j}].hostPort {host} ({on}) is also claimed by {by}; the API server rejects two ports on the same hostPort, protocol and hostIP: change one hostPort or drop the duplicate",
-                    slot.label
+            let image = slot.container.image.as_deref();
+            match claims {
+                Claims::Template => ctx.report(
+                    PORT_INVALID,
+                    image,
+                    format!("{}/ports/{j}/hostPort", slot.pointer),
+                    format!(
+                        "spec.template.spec.{}.ports[{j}].hostPort {host} ({on}) is also claimed by {by}; the API server rejects two ports on the same hostPort, protocol and hostIP: change one hostPort or drop the duplicate",
+                        slot.label
+                    ),
                 ),
-            );
+                Claims::Pod => ctx.report(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    image,
+                    format!(
+                        "{}/ports/{j}/{}",
+                        slot.pointer,
+                        if defaulted { "containerPort" } else { "hostPort" }
+                    ),
+                    format!(
+                        "spec.template.spec.{}.ports[{j}] ({} {:?}) and {by} both get hostPort {host} ({on}) in every Pod, as hostNetwork: true copies containerPort to an unset hostPort; the API server then rejects each Pod, so none runs: give each port its own containerPort or drop one",
+                        slot.label,
+                        if slot.label.starts_with("init") { "init container" } else { "container" },
+                        slot.container.name
+                    ),
+                ),
+            };
         }
     }
 }
@@ -711,6 +757,196 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{what}");
         }
+    }
+
+    /// What each Pod of a hostNetwork template claims: SetDefaults_Pod runs
+    /// defaultHostNetworkPorts over containers and init containers (hostPort 0 takes the
+    /// containerPort), then ValidatePodSpec runs checkHostPortConflicts / AccumulateUniqueHostPorts
+    /// over all containers together and over each init container alone. Expected
+    /// (rule, pointer) findings of the spec family, later port named.
+    #[test]
+    fn host_network_defaults_make_duplicate_host_ports() {
+        let c =
+            |name: &str, p: Value| json!({"name": name, "image": "example.com/x:1", "ports": p});
+        let cp = |port: u16| json!({"containerPort": port});
+        let hp = |port: u16| json!({"containerPort": port, "hostPort": port});
+        const C: &str = "/spec/template/spec/containers";
+        const I: &str = "/spec/template/spec/initContainers";
+        type Case<'a> = (&'a str, Value, Vec<(&'a str, String)>);
+        let hn = |mut pod: Value| {
+            pod["hostNetwork"] = json!(true);
+            pod
+        };
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "two containers, same containerPort",
+                hn(json!({"containers": [c("a", json!([cp(8080)])), c("b", json!([cp(8080)]))]})),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/1/ports/0/containerPort"),
+                )],
+            ),
+            (
+                "one container, same containerPort twice",
+                hn(json!({"containers": [c("a", json!([cp(8080), cp(8080)]))]})),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/0/ports/1/containerPort"),
+                )],
+            ),
+            (
+                "written hostPort first, defaulted second",
+                hn(json!({"containers": [c("a", json!([hp(8080)])), c("b", json!([cp(8080)]))]})),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/1/ports/0/containerPort"),
+                )],
+            ),
+            (
+                "defaulted first, written hostPort second",
+                hn(json!({"containers": [c("a", json!([cp(8080)])), c("b", json!([hp(8080)]))]})),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/1/ports/0/hostPort"),
+                )],
+            ),
+            (
+                "hostPort 0 is defaulted like an unset one",
+                hn(
+                    json!({"containers": [c("a", json!([cp(8080)])), c("b", json!([{"containerPort": 8080, "hostPort": 0}]))]}),
+                ),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/1/ports/0/containerPort"),
+                )],
+            ),
+            (
+                "both written: the API server rejects the DaemonSet itself",
+                hn(json!({"containers": [c("a", json!([hp(8080)])), c("b", json!([hp(8080)]))]})),
+                vec![(PORT_INVALID, format!("{C}/1/ports/0/hostPort"))],
+            ),
+            (
+                "two written and one defaulted",
+                hn(
+                    json!({"containers": [c("a", json!([hp(8080)])), c("b", json!([hp(8080), cp(8080)]))]}),
+                ),
+                vec![
+                    (PORT_INVALID, format!("{C}/1/ports/0/hostPort")),
+                    (
+                        HOST_NETWORK_PORT_CONFLICT,
+                        format!("{C}/1/ports/1/containerPort"),
+                    ),
+                ],
+            ),
+            (
+                "53/TCP and 53/UDP",
+                hn(
+                    json!({"containers": [c("dns", json!([{"containerPort": 53, "protocol": "UDP"}, {"containerPort": 53, "protocol": "TCP"}]))]}),
+                ),
+                vec![],
+            ),
+            (
+                "empty protocol is TCP",
+                hn(
+                    json!({"containers": [c("a", json!([cp(53), {"containerPort": 53, "protocol": "TCP"}]))]}),
+                ),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{C}/0/ports/1/containerPort"),
+                )],
+            ),
+            (
+                "another hostIP",
+                hn(
+                    json!({"containers": [c("a", json!([{"containerPort": 8080, "hostIP": "10.0.0.1"}, cp(8080)]))]}),
+                ),
+                vec![],
+            ),
+            (
+                "without hostNetwork nothing is defaulted",
+                json!({"containers": [c("a", json!([cp(8080)])), c("b", json!([cp(8080)]))]}),
+                vec![],
+            ),
+            (
+                "init container, same containerPort twice",
+                hn(
+                    json!({"containers": [c("a", json!([]))], "initContainers": [c("i", json!([cp(9000), cp(9000)]))]}),
+                ),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{I}/0/ports/1/containerPort"),
+                )],
+            ),
+            (
+                "sidecar, same containerPort twice",
+                hn(
+                    json!({"containers": [c("a", json!([]))], "initContainers": [
+                    {"name": "s", "image": "example.com/s:1", "restartPolicy": "Always", "ports": [cp(9000), cp(9000)]}]}),
+                ),
+                vec![(
+                    HOST_NETWORK_PORT_CONFLICT,
+                    format!("{I}/0/ports/1/containerPort"),
+                )],
+            ),
+            (
+                "init containers against each other and the containers",
+                hn(
+                    json!({"containers": [c("a", json!([cp(9000)]))], "initContainers": [c("i", json!([cp(9000)])), c("j", json!([cp(9000)]))]}),
+                ),
+                vec![],
+            ),
+        ];
+        for (what, pod, want) in cases {
+            let mut v = clean();
+            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
+            v["spec"]["template"]["spec"] = pod;
+            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
+            let e = eval(v);
+            let got: Vec<(&str, String)> = e
+                .findings
+                .iter()
+                .filter(|f| f.rule.starts_with("spec-"))
+                .map(|f| (f.rule, f.path.clone()))
+                .collect();
+            assert_eq!(got, want, "{what}");
+            for f in e
+                .findings
+                .iter()
+                .filter(|f| f.rule == HOST_NETWORK_PORT_CONFLICT)
+            {
+                assert_eq!(f.mode, Mode::Enforce, "{what}");
+                assert!(f.denies() && !f.fixed, "{what}: denied, never patched");
+            }
+        }
+        let rule = crate::catalog::rule(HOST_NETWORK_PORT_CONFLICT).unwrap();
+        assert!(!rule.api_server_rejects, "the DaemonSet itself is accepted");
+    }
+
+    #[test]
+    fn host_network_conflict_message_names_both_ports() {
+        let mut v = clean();
+        v["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+        v["spec"]["template"]["spec"]["containers"][0]["ports"] =
+            json!([{"containerPort": 9100, "name": "metrics"}]);
+        let mut second = v["spec"]["template"]["spec"]["containers"][0].clone();
+        second["name"] = json!("kube-rbac-proxy");
+        second["ports"] = json!([{"containerPort": 9100, "hostPort": 9100, "name": "https"}]);
+        v["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(second);
+        let e = eval(v);
+        let messages: Vec<&str> = e
+            .findings
+            .iter()
+            .filter(|f| f.rule == HOST_NETWORK_PORT_CONFLICT)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(
+            messages,
+            vec!["spec.template.spec.containers[1].ports[0] (container \"kube-rbac-proxy\") and containers[0].ports[0] both get hostPort 9100 (TCP) in every Pod, as hostNetwork: true copies containerPort to an unset hostPort; the API server then rejects each Pod, so none runs: give each port its own containerPort or drop one"]
+        );
+        assert!(!e.allowed());
     }
 
     #[test]
