@@ -459,6 +459,28 @@ mod tests {
             .collect()
     }
 
+    /// The clean DaemonSet with `pod` as its pod spec, keeping the clean one's tolerations and
+    /// securityContext (so that only `pod` can make findings), evaluated.
+    fn eval_pod(pod: Value) -> crate::policy::Evaluation {
+        let mut v = clean();
+        let spec = &mut v["spec"]["template"]["spec"];
+        let (tolerations, security) =
+            (spec["tolerations"].clone(), spec["securityContext"].clone());
+        *spec = pod;
+        spec["tolerations"] = tolerations;
+        spec["securityContext"] = security;
+        eval(v)
+    }
+
+    /// (rule, pointer) of the spec family's findings.
+    fn spec_findings(e: &crate::policy::Evaluation) -> Vec<(&'static str, String)> {
+        e.findings
+            .iter()
+            .filter(|f| f.rule.starts_with("spec-"))
+            .map(|f| (f.rule, f.path.clone()))
+            .collect()
+    }
+
     /// Pod-template validation as pkg/apis/core/validation does it; each case is
     /// (what, patch of the clean DaemonSet's pod spec, expected (rule, pointer) findings). The
     /// recorded API server verdicts of ../shared/fixtures/apiserver-verdicts cover the first ones.
@@ -645,19 +667,8 @@ mod tests {
             ),
         ];
         for (what, pod, want) in cases {
-            let mut v = clean();
-            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
-            let security = v["spec"]["template"]["spec"]["securityContext"].clone();
-            v["spec"]["template"]["spec"] = pod;
-            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
-            v["spec"]["template"]["spec"]["securityContext"] = security;
-            let e = eval(v);
-            let got: Vec<(&str, String)> = e
-                .findings
-                .iter()
-                .filter(|f| f.rule.starts_with("spec-"))
-                .map(|f| (f.rule, f.path.clone()))
-                .collect();
+            let e = eval_pod(pod);
+            let got = spec_findings(&e);
             assert_eq!(got, want, "{what}");
             assert!(e
                 .findings
@@ -744,16 +755,10 @@ mod tests {
             ),
         ];
         for (what, pod, want) in cases {
-            let mut v = clean();
-            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
-            v["spec"]["template"]["spec"] = pod;
-            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
-            let e = eval(v);
-            let got: Vec<&str> = e
-                .findings
-                .iter()
-                .filter(|f| f.rule == PORT_INVALID)
-                .map(|f| f.path.as_str())
+            let got: Vec<String> = spec_findings(&eval_pod(pod))
+                .into_iter()
+                .filter(|(rule, _)| *rule == PORT_INVALID)
+                .map(|(_, path)| path)
                 .collect();
             assert_eq!(got, want, "{what}");
         }
@@ -897,17 +902,8 @@ mod tests {
             ),
         ];
         for (what, pod, want) in cases {
-            let mut v = clean();
-            let tolerations = v["spec"]["template"]["spec"]["tolerations"].clone();
-            v["spec"]["template"]["spec"] = pod;
-            v["spec"]["template"]["spec"]["tolerations"] = tolerations;
-            let e = eval(v);
-            let got: Vec<(&str, String)> = e
-                .findings
-                .iter()
-                .filter(|f| f.rule.starts_with("spec-"))
-                .map(|f| (f.rule, f.path.clone()))
-                .collect();
+            let e = eval_pod(pod);
+            let got = spec_findings(&e);
             assert_eq!(got, want, "{what}");
             for f in e
                 .findings
